@@ -1,0 +1,335 @@
+"""mitmproxy glue: options, hooks, commands and the rules-file watcher.
+
+The decisions live in `policy` and `rules`; this module reads flows, applies
+what they decide, and keeps the rule set in step with the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import weakref
+from pathlib import Path
+
+from mitmproxy import command, ctx, exceptions, flowfilter, http
+from mitmproxy.net.http import url
+
+from . import policy
+from .policy import Decision, Kind
+from .rules import RuleSet, RulesError, parse_file
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2  # a save is read after two quiet polls: well within a second
+NOTE_LIMIT = 1000  # distinct notable events logged at info per rule set
+
+
+def default_rules_path() -> str:
+    """`rules.toml` in the current directory, else the one beside cors_addon.py."""
+    if Path("rules.toml").exists():
+        return "rules.toml"
+    beside = Path(__file__).resolve().parent.parent / "rules.toml"
+    return str(beside) if beside.exists() else "rules.toml"
+
+
+def compile_filter(expression: str) -> flowfilter.TFilter:
+    return flowfilter.parse(expression)  # raises ValueError with mitmproxy's own message
+
+
+def file_signature(path: str) -> tuple[int, ...] | None:
+    """What changes when a file is saved, in place or by rename; None if absent."""
+    try:
+        st = os.stat(path)  # follows a symlink: saves to its target count
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class CorsAddon:
+    def __init__(self) -> None:
+        self.ruleset = RuleSet()
+        self.enabled = True
+        self.path = ""  # absolute path of the rules file being watched
+        self.loaded_signature: tuple[int, ...] | None = None
+        self.decisions: weakref.WeakKeyDictionary[http.HTTPFlow, Decision] = weakref.WeakKeyDictionary()
+        self.noted: set[tuple[str, ...]] = set()
+        self.watcher: asyncio.Task | None = None
+        self.is_running = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "cors_rules",
+            str,
+            default_rules_path(),
+            "CORS rules file (TOML), reloaded on every save.",
+        )
+        loader.add_option(
+            "cors_enabled",
+            bool,
+            True,
+            "Apply the CORS rules. When off, flows pass untouched (the rules file is still watched).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "cors_enabled" in updated:
+            if self.enabled != ctx.options.cors_enabled:
+                logger.info(f"cors: {'enabled' if ctx.options.cors_enabled else 'disabled'}")
+            self.enabled = ctx.options.cors_enabled
+        if "cors_rules" in updated:
+            path = os.path.abspath(os.path.expanduser(ctx.options.cors_rules))
+            if path != self.path or self.loaded_signature is None:
+                self.path = path
+                error = self.reload_from(path)
+                if error and self.is_running:
+                    # A new path set at run time (mitmweb's options, `set`): refuse it, keep the old one.
+                    raise exceptions.OptionsError(error)
+                # At startup the error logged above makes mitmproxy exit with it.
+
+    def running(self) -> None:
+        self.is_running = True
+        if ctx.options.connection_strategy == "eager":
+            logger.info(
+                "cors: connection_strategy is eager: in reverse mode and for HTTPS, mitmproxy connects "
+                "to the API before a preflight can be answered, so preflights fail while the API is down; "
+                "start with --set connection_strategy=lazy to answer them regardless"
+            )
+        if self.watcher is None:
+            self.watcher = asyncio.get_running_loop().create_task(self.watch(), name="cors rules watcher")
+
+    def done(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
+
+    # -- rules file --------------------------------------------------------
+
+    def reload_from(self, path: str) -> str | None:
+        """Read `path` and, if it is good, put its rules in force. Returns the
+        error message when it is not (the rules in force stay)."""
+        signature = file_signature(path)
+        result = read_rules(path)
+        return self.apply(path, signature, result)
+
+    def apply(self, path: str, signature, result: RuleSet | str | None) -> str | None:
+        self.loaded_signature = signature
+        kept = f"keeping the {self.ruleset.summary()}" if self.ruleset.rules else "no rules in force"
+        if signature is None:
+            logger.warning(f"cors: {path} not found; {kept}; it is read as soon as it appears")
+            return None
+        if result is None:
+            logger.warning(f"cors: {path} is empty; {kept} (to switch everything off, write enabled = false)")
+            return None
+        if isinstance(result, str):
+            logger.error(f"cors: {result}; {kept}")
+            return result
+        self.ruleset = result
+        self.noted.clear()
+        for warning in result.warnings:
+            logger.warning(f"cors: {path}: {warning}")
+        logger.info(f"cors: loaded {path}: {result.summary()}")
+        return None
+
+    async def watch(self) -> None:
+        pending = None
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            path = self.path
+            signature = file_signature(path)
+            if signature == self.loaded_signature:
+                pending = None
+                continue
+            if signature is None:
+                self.apply(path, None, None)
+                continue
+            if signature != pending:
+                pending = signature  # still being written: read it once it holds still
+                continue
+            pending = None
+            result = await asyncio.to_thread(read_rules, path)
+            if path == self.path:
+                self.apply(path, signature, result)
+
+    # -- commands ----------------------------------------------------------
+
+    @command.command("cors.toggle")
+    def toggle(self) -> None:
+        """Switch the CORS rules on or off."""
+        ctx.options.update(cors_enabled=not ctx.options.cors_enabled)
+
+    @command.command("cors.reload")
+    def reload(self) -> None:
+        """Read the rules file again now."""
+        self.reload_from(self.path)
+
+    @command.command("cors.status")
+    def status(self) -> str:
+        """The rules file, whether the addon is on, and each rule with its hit count."""
+        rs = self.ruleset
+        lines = [f"cors: {'on' if self.enabled else 'off (cors_enabled = false)'}; {self.path}: {rs.summary()}"]
+        for rule in rs.rules:
+            state = "on " if rs.enabled and rule.enabled else "off"
+            lines.append(f"  [{state}] {rule.name}: {rule.action}, {rs.hits[rule.index]} hits")
+        text = "\n".join(lines)
+        logger.info(text)
+        return text
+
+    # -- hooks -------------------------------------------------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        ruleset = self.ruleset
+        if not self.enabled or not ruleset.active:
+            return
+        request = flow.request
+        rule = ruleset.match(host_names(request), request.path.partition("?")[0], flow)
+        if rule is None or request.headers.get("upgrade", "").lower() == "websocket":
+            return
+        ruleset.hits[rule.index] += 1
+        headers = request.headers
+        decision = policy.decide(
+            rule, request.method, headers.get_all("origin"), headers.get("access-control-request-method")
+        )
+        self.decisions[flow] = decision
+        if decision.kind is Kind.DISALLOWED:
+            self.note(
+                ("origin", rule.name, decision.origin or ""),
+                f"cors: rule {rule.name!r}: origin {decision.origin!r} is not in allow_origins; "
+                f"{request.method} {request.pretty_url} passed through untouched",
+            )
+        elif decision.rewrites_origin:
+            if rule.upstream_origin == "drop":
+                del headers["origin"]
+            else:
+                headers["origin"] = rule.upstream_origin
+        add_comment(flow, f"cors: rule {rule.name!r}: {decision.kind.value}")
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        decision = self.decisions.get(flow)
+        if decision is None or decision.kind is not Kind.ANSWER_PREFLIGHT or flow.response:
+            return
+        flow.response = preflight_response(flow.request, decision)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        decision = self.decisions.get(flow)
+        if decision is None or not decision.changes_response:
+            return
+        response = flow.response
+        assert response is not None
+        if response.status_code == 101:
+            return
+        replaced = remove_cors_headers(response.headers)
+        if decision.kind is Kind.STRIP:
+            return
+        if decision.kind is Kind.FORWARD_PREFLIGHT:
+            rewrite_forwarded_preflight(flow.request, response, decision)
+        else:
+            rewrite_response(response, decision)
+        if replaced and decision.origin:
+            self.note(
+                ("replaced", decision.rule.name, flow.request.pretty_host),
+                f"cors: rule {decision.rule.name!r}: replaced the CORS headers {flow.request.pretty_host} "
+                f"sent ({', '.join(replaced)})",
+            )
+
+    def note(self, key: tuple[str, ...], message: str) -> None:
+        """Log a notable decision at info the first time, at debug after that."""
+        if key in self.noted:
+            logger.debug(message)
+            return
+        if len(self.noted) < NOTE_LIMIT:
+            self.noted.add(key)
+        logger.info(message)
+
+
+def read_rules(path: str) -> RuleSet | str | None:
+    """The rule set in `path`, None when the file is empty, or an error message."""
+    try:
+        return parse_file(path, compile_filter)
+    except RulesError as e:
+        return str(e)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"{path}: cannot read the rules file: {e.strerror or e}"
+
+
+def host_names(request: http.Request) -> tuple[tuple[str, int], ...]:
+    """The (host, port) the browser asked for and the destination's, for matching."""
+    destination = (request.host, request.port)
+    authority = request.host_header
+    if not authority:
+        return (destination,)
+    try:
+        host, port = url.parse_authority(authority, check=False)
+    except ValueError:
+        return (destination,)
+    asked = (host, port or url.default_port(request.scheme) or request.port)
+    return (asked,) if asked == destination else (asked, destination)
+
+
+def preflight_response(request: http.Request, decision: Decision) -> http.Response:
+    response = http.Response.make(204)
+    del response.headers["content-length"]  # RFC 9110: no Content-Length on a 204
+    for name, value in preflight_cors_headers(request, decision):
+        response.headers.add(name, value)
+    merge_vary(response.headers, policy.preflight_vary(decision.rule))
+    return response
+
+
+def rewrite_forwarded_preflight(request: http.Request, response: http.Response, decision: Decision) -> None:
+    for name, value in preflight_cors_headers(request, decision):
+        response.headers.add(name, value)
+    merge_vary(response.headers, policy.preflight_vary(decision.rule))
+    if not 200 <= response.status_code < 300:
+        # A preflight needs an ok status; the browser never reads its body.
+        response.status_code = 204
+        response.reason = "No Content"
+        for name in ("content-length", "transfer-encoding", "content-type", "content-encoding"):
+            response.headers.pop(name, None)
+        response.stream = discard_body
+
+
+def preflight_cors_headers(request: http.Request, decision: Decision) -> list[tuple[str, str]]:
+    headers = request.headers
+    return policy.preflight_headers(
+        decision,
+        headers.get("access-control-request-method"),
+        headers.get("access-control-request-headers"),
+        headers.get("access-control-request-private-network", "").lower() == "true",
+    )
+
+
+def rewrite_response(response: http.Response, decision: Decision) -> None:
+    for name, value in policy.response_headers(decision, response.headers.keys()):
+        response.headers.add(name, value)
+    merge_vary(response.headers, policy.response_vary(decision.rule))
+    if not response.stream and response.headers.get("content-type", "").startswith("text/event-stream"):
+        response.stream = True  # an event stream never ends: buffering it would hold back every event
+
+
+def remove_cors_headers(headers: http.Headers) -> list[str]:
+    """Drop every Access-Control-* header; the names dropped."""
+    fields = headers.fields
+    kept = tuple(f for f in fields if f[0][:15].lower() != b"access-control-")
+    if len(kept) == len(fields):
+        return []
+    headers.fields = kept
+    return [f[0].decode("latin-1") for f in fields if f[0][:15].lower() == b"access-control-"]
+
+
+def merge_vary(headers: http.Headers, names: tuple[str, ...]) -> None:
+    if not names:
+        return
+    merged = policy.merge_vary(headers.get_all("vary"), names)
+    if merged is not None:
+        headers["Vary"] = merged
+
+
+def discard_body(chunk: bytes) -> bytes:
+    return b""
+
+
+def add_comment(flow: http.HTTPFlow, text: str) -> None:
+    flow.comment = f"{flow.comment}\n{text}" if flow.comment else text

@@ -1,0 +1,223 @@
+"""Host, path and origin patterns, and the well-formedness checks on request values.
+
+Pure: imports nothing from mitmproxy. Every matcher here runs in time linear in
+its input (no regular-expression backtracking on user patterns).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+# RFC 9110 token: what a method or a header name may be made of.
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Longest request value we are ready to copy into a response header.
+MAX_REFLECTED = 4096
+
+_SCHEME = r"[a-z][a-z0-9+.-]*"
+_HOSTNAME = r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?"
+_IPV6 = r"\[[0-9a-f:.]+\]"
+_PORT = r"[1-9][0-9]{0,4}"
+# The serialisation browsers send: lowercase, no path, no trailing slash.
+_ORIGIN = re.compile(rf"({_SCHEME})://(?:{_HOSTNAME}|{_IPV6})(?::({_PORT}))?")
+
+
+class PatternError(ValueError):
+    """A pattern in the rules file that cannot be used; the message says why."""
+
+
+class Glob:
+    """A glob where `*` matches any run of characters (including none).
+
+    Matched greedily piece by piece: linear in the subject, whatever the number
+    of stars, unlike the backtracking of an equivalent regular expression.
+    """
+
+    __slots__ = ("pattern", "_pieces", "_exact")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._pieces = pattern.split("*")
+        self._exact = len(self._pieces) == 1
+
+    def match(self, subject: str) -> bool:
+        pieces = self._pieces
+        if self._exact:
+            return subject == pieces[0]
+        first, last = pieces[0], pieces[-1]
+        if len(subject) < len(first) + len(last):
+            return False
+        if not subject.startswith(first) or not subject.endswith(last):
+            return False
+        pos, end = len(first), len(subject) - len(last)
+        for piece in pieces[1:-1]:
+            if not piece:
+                continue
+            found = subject.find(piece, pos, end)
+            if found < 0:
+                return False
+            pos = found + len(piece)
+        return True
+
+    def __repr__(self) -> str:
+        return f"Glob({self.pattern!r})"
+
+
+def is_token(value: str) -> bool:
+    return len(value) <= MAX_REFLECTED and TOKEN.fullmatch(value) is not None
+
+
+def header_list(value: str) -> str | None:
+    """The `Access-Control-Request-Headers` value normalised for reflection, or
+    None when it is not a well-formed comma-separated list of header names."""
+    if len(value) > MAX_REFLECTED:
+        return None
+    names = [name.strip(" \t") for name in value.split(",")]
+    if not all(TOKEN.fullmatch(name) for name in names):
+        return None
+    return ",".join(names)
+
+
+def is_browser_origin(value: str) -> bool:
+    """True for `null` and for origins in the exact form browsers serialise."""
+    if value == "null":
+        return True
+    if len(value) > MAX_REFLECTED:
+        return False
+    m = _ORIGIN.fullmatch(value)
+    if m is None:
+        return False
+    port = m.group(2)
+    if port is None:
+        return True
+    return int(port) <= 65535 and DEFAULT_PORTS.get(m.group(1)) != int(port)
+
+
+def normalize_host(host: str) -> str:
+    """Lowercase, no trailing dot, no IPv6 brackets, internationalised names as punycode."""
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass  # cannot be any rule's host: punycode patterns are ascii
+    return host
+
+
+@dataclass(frozen=True, slots=True)
+class HostPattern:
+    """One entry of a rule's `hosts`.
+
+    kind: "exact" (`name`), "suffix" (`*.name`: any subdomain, not the apex) or
+    "any" (`*`); port None means any port.
+    """
+
+    kind: str
+    name: str
+    port: int | None
+
+    @classmethod
+    def parse(cls, text: str) -> HostPattern:
+        raw = text.strip()
+        if raw == "*":
+            return cls("any", "", None)
+        if "://" in raw:
+            hint = raw.split("://", 1)[1].split("/", 1)[0]
+            raise PatternError(f"hosts are names, not URLs: write {hint!r} instead of {raw!r}")
+        if "/" in raw:
+            raise PatternError(f"{raw!r} has a path; hosts are names only (use paths = [...] for paths)")
+        name, port = _split_host_port(raw)
+        kind = "exact"
+        if name.startswith("*."):
+            kind, name = "suffix", name[2:]
+        if "*" in name:
+            raise PatternError(
+                f"{raw!r}: '*' is allowed only as a whole host ('*') or as a leading label ('*.example.com')"
+            )
+        name = normalize_host(name)
+        if not name or not re.fullmatch(r"[a-z0-9_.:-]+", name) or ".." in name:
+            raise PatternError(f"{raw!r} is not a host name, IP address or [IPv6] address")
+        return cls(kind, name, port)
+
+
+def _split_host_port(raw: str) -> tuple[str, int | None]:
+    if raw.startswith("["):
+        close = raw.find("]")
+        if close < 0:
+            raise PatternError(f"{raw!r}: unclosed '[' in IPv6 address")
+        name, rest = raw[: close + 1], raw[close + 1 :]
+        if rest and not rest.startswith(":"):
+            raise PatternError(f"{raw!r}: expected ':port' after the IPv6 address")
+        port_text = rest[1:] if rest else None
+    elif raw.count(":") == 1:
+        name, port_text = raw.split(":")
+    elif ":" in raw:
+        raise PatternError(f"{raw!r}: write IPv6 addresses in brackets, like '[::1]' or '[::1]:8000'")
+    else:
+        name, port_text = raw, None
+    if port_text is None:
+        return name, None
+    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+        raise PatternError(f"{raw!r}: the port must be a number from 1 to 65535")
+    return name, int(port_text)
+
+
+def parse_path_pattern(text: str) -> Glob:
+    if not (text.startswith("/") or text.startswith("*")):
+        raise PatternError(f"{text!r}: path patterns start with '/' (for example '/v1/*')")
+    if "?" in text:
+        raise PatternError(f"{text!r}: paths are matched without the query; remove '?...'")
+    return Glob(text)
+
+
+class OriginPattern:
+    """One entry of `allow_origins` other than "*" and "null".
+
+    `*` never matches `/`: scheme and host[:port] are matched apart, and a
+    well-formed origin has no `/` in either part.
+    """
+
+    __slots__ = ("pattern", "_scheme", "_rest")
+
+    def __init__(self, text: str) -> None:
+        self.pattern = text
+        scheme, _, rest = text.partition("://")
+        self._scheme = Glob(scheme)
+        self._rest = Glob(rest)
+
+    @classmethod
+    def parse(cls, text: str) -> OriginPattern:
+        lowered = text.strip().lower()
+        scheme, sep, rest = lowered.partition("://")
+        if not sep or not scheme:
+            raise PatternError(
+                f"{text!r} is not an origin: write scheme://host[:port], like 'http://localhost:3000'"
+            )
+        if "/" in rest:
+            hint = f"{scheme}://{rest.split('/', 1)[0]}"
+            raise PatternError(f"{text!r}: origins have no path or trailing slash: write {hint!r}")
+        if not rest:
+            raise PatternError(f"{text!r} has no host")
+        host, _, port = rest.rpartition(":") if not rest.endswith("]") else (rest, "", "")
+        if host and port.isdigit() and DEFAULT_PORTS.get(scheme) == int(port):
+            raise PatternError(
+                f"{text!r}: browsers never send the default port; write {scheme + '://' + host!r}"
+            )
+        return cls(lowered)
+
+    def match(self, origin: str) -> bool:
+        scheme, _, rest = origin.partition("://")
+        if "/" in rest or "/" in scheme:
+            return False
+        return self._scheme.match(scheme) and self._rest.match(rest)
+
+    @property
+    def is_exact(self) -> bool:
+        return "*" not in self.pattern
+
+    def __repr__(self) -> str:
+        return f"OriginPattern({self.pattern!r})"

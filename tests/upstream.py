@@ -1,0 +1,125 @@
+"""A real HTTP API on loopback for the tests: it records every request it gets.
+
+Paths choose the answer:
+  /status/<code>   that status with a JSON body
+  /cors/star       sends its own `Access-Control-Allow-Origin: *`
+  /cors/other      sends `Access-Control-Allow-Origin: https://elsewhere.example` twice, and Vary: Accept-Encoding
+  /sse             a text/event-stream: one event, then waits `?hold=<s>` before the second
+  /options405      answers OPTIONS with 405
+  anything else    200 JSON echoing method, path and Origin
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+
+    def add(self, method: str, path: str, headers: dict[str, str]) -> None:
+        with self.lock:
+            self.requests.append((method, path, headers))
+
+    def methods(self, path_prefix: str = "") -> list[str]:
+        with self.lock:
+            return [m for m, p, _ in self.requests if p.startswith(path_prefix)]
+
+    def last(self) -> tuple[str, str, dict[str, str]]:
+        with self.lock:
+            return self.requests[-1]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "Upstream"
+
+    def log_message(self, format, *args) -> None:  # keep test output clean
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        url = urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.recorder.add(self.command, url.path, headers)
+        path = url.path
+        if path == "/sse":
+            return self._sse(float(parse_qs(url.query).get("hold", ["0.5"])[0]))
+        status, extra = 200, []
+        if path.startswith("/status/"):
+            status = int(path.rsplit("/", 1)[1])
+        elif path == "/cors/star":
+            extra = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "GET")]
+        elif path == "/cors/other":
+            extra = [
+                ("Access-Control-Allow-Origin", "https://elsewhere.example"),
+                ("Access-Control-Allow-Origin", "https://elsewhere.example"),
+                ("Vary", "Accept-Encoding"),
+            ]
+        elif path == "/options405" and self.command == "OPTIONS":
+            status = 405
+        body = json.dumps(
+            {"method": self.command, "path": path, "origin": headers.get("origin"), "status": status}
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Request-Id", "abc123")
+        self.send_header("Set-Cookie", "session=1; Path=/")
+        for name, value in extra:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _sse(self, hold: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"data: first\n\n")
+        self.wfile.flush()
+        time.sleep(hold)
+        self.wfile.write(b"data: second\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
+
+
+class Upstream(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__((host, 0), Handler)
+        self.recorder = Recorder()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def __enter__(self) -> "Upstream":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+if __name__ == "__main__":  # for trying the addon by hand
+    import sys
+
+    with Upstream() as up:
+        print(f"upstream on 127.0.0.1:{up.port}", flush=True)
+        sys.stdin.read() if not sys.stdin.isatty() else threading.Event().wait()
