@@ -90,7 +90,7 @@ class CorsAddon:
 
     def running(self) -> None:
         self.is_running = True
-        if ctx.options.connection_strategy == "eager":
+        if getattr(ctx.options, "connection_strategy", "lazy") == "eager":
             logger.info(
                 "cors: connection_strategy is eager: in reverse mode and for HTTPS, mitmproxy connects "
                 "to the API before a preflight can be answered, so preflights fail while the API is down; "

@@ -1,0 +1,127 @@
+"""A real `mitmdump -s cors_addon.py` process for the tests, and a client that talks through it."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mitmdump:
+    """mitmdump on 127.0.0.1 with the addon; its output is collected for assertions."""
+
+    def __init__(self, rules: Path, confdir: Path, *args: str, lazy: bool = True) -> None:
+        self.port = free_port()
+        self.rules = rules
+        command = [
+            MITMDUMP,
+            "-s", str(ROOT / "cors_addon.py"),
+            "--listen-host", "127.0.0.1",
+            "--listen-port", str(self.port),
+            "--set", f"confdir={confdir}",
+            "--set", f"cors_rules={rules}",
+            *(["--set", "connection_strategy=lazy"] if lazy else []),
+            *args,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout
+        for line in self.process.stdout:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def wait_for_log(self, pattern: str, timeout: float = 15.0, after: int = 0) -> str:
+        """The first line (from line number `after` on) matching the regex `pattern`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for line in self.lines[after:]:
+                    if re.search(pattern, line):
+                        return line
+            if self.process.poll() is not None and time.monotonic() > deadline - timeout + 1:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no log line matching {pattern!r}; mitmdump said:\n{self.output}")
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.lines)
+
+    def start(self) -> Mitmdump:
+        self.wait_for_log(r"listening at")
+        return self
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Reply:
+    def __init__(self, response: http.client.HTTPResponse, body: bytes) -> None:
+        self.status = response.status
+        self.fields = response.getheaders()
+        self.headers = response.headers
+        self.body = body
+
+    def get(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def get_all(self, name: str) -> list[str]:
+        return self.headers.get_all(name) or []
+
+    def cors_names(self) -> list[str]:
+        return [k for k, _ in self.fields if k.lower().startswith("access-control-")]
+
+
+def fetch(
+    method: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    proxy: int | None = None,
+    body: bytes | None = None,
+) -> Reply:
+    """One request, through the proxy on `proxy` (absolute-form) or straight to `url`'s host."""
+    host, port, path = _split(url)
+    conn = http.client.HTTPConnection("127.0.0.1", proxy or port, timeout=15)
+    try:
+        conn.request(method, url if proxy else path, body=body, headers={"Host": f"{host}:{port}", **(headers or {})})
+        response = conn.getresponse()
+        return Reply(response, response.read())
+    finally:
+        conn.close()
+
+
+def _split(url: str) -> tuple[str, int, str]:
+    m = re.fullmatch(r"http://([^/:]+):(\d+)(/.*)?", url)
+    assert m, url
+    return m.group(1), int(m.group(2)), m.group(3) or "/"

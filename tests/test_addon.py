@@ -1,0 +1,408 @@
+"""The addon driven through mitmproxy's own test helpers (taddons, tflow)."""
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+from mitmproxy import exceptions, http
+from mitmproxy.test import taddons, tflow
+
+from corsaddon import addon as addon_module
+from corsaddon.addon import CorsAddon
+
+LOCAL = "http://localhost:3000"
+API = "http://api.example.com/v1/users"
+
+RULES = """
+[[rules]]
+name = "api"
+hosts = ["api.example.com"]
+allow_origins = ["http://localhost:*"]
+"""
+
+
+@pytest.fixture
+def rules_file(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    return path
+
+
+@pytest.fixture
+def cors(rules_file):
+    a = CorsAddon()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, cors_rules=str(rules_file))
+        a.tctx = tctx
+        yield a
+
+
+def write_rules(a, text):
+    path = Path(a.path)
+    path.write_text(text)
+    error = a.reload_from(str(path))
+    assert error is None, error
+
+
+def make_flow(method="GET", url=API, headers=(), host_header=None):
+    f = tflow.tflow()
+    f.request = http.Request.make(method, url, b"", dict(headers))
+    if host_header:
+        f.request.host_header = host_header
+    f.response = None
+    return f
+
+
+def upstream(status=200, headers=(), body=b'{"ok": true}'):
+    return http.Response.make(status, body, list((k.encode(), v.encode()) for k, v in headers))
+
+
+def run(a, f, response=None):
+    """The hooks in mitmproxy's order; `response` plays the upstream's answer."""
+    a.requestheaders(f)
+    a.request(f)
+    if f.response is None and response is not None:
+        f.response = response
+    if f.response is not None:
+        a.responseheaders(f)
+    return f
+
+
+def preflight(method="PUT", headers="content-type,x-custom", origin=LOCAL, url=API, extra=()):
+    h = [("Origin", origin), ("Access-Control-Request-Method", method)]
+    if headers:
+        h.append(("Access-Control-Request-Headers", headers))
+    return make_flow("OPTIONS", url, h + list(extra))
+
+
+def test_options_are_declared_with_their_defaults():
+    a = CorsAddon()
+    with taddons.context(a) as tctx:
+        assert tctx.options.cors_enabled is True
+        assert tctx.options.cors_rules.endswith("rules.toml")
+
+
+def test_default_rules_file_is_the_one_in_the_current_directory_else_beside_the_script(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    beside = Path(addon_module.__file__).resolve().parent.parent / "rules.toml"
+    assert addon_module.default_rules_path() == str(beside)
+    (tmp_path / "rules.toml").write_text("")
+    assert addon_module.default_rules_path() == "rules.toml"
+
+
+def test_preflight_is_answered_locally_with_204(cors):
+    f = run(cors, preflight())
+    assert f.response.status_code == 204 and f.response.content == b""
+    h = f.response.headers
+    assert h["Access-Control-Allow-Origin"] == LOCAL
+    assert h["Access-Control-Allow-Methods"] == "PUT"
+    assert h["Access-Control-Allow-Headers"] == "content-type,x-custom"
+    assert h["Access-Control-Max-Age"] == "5"
+    assert h["Vary"] == "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+    assert "content-length" not in h
+    assert "cors: rule 'api': answered preflight" in f.comment
+
+
+def test_preflight_answer_with_credentials_lists_and_private_network(cors):
+    write_rules(
+        cors,
+        RULES
+        + 'allow_credentials = true\nallow_methods = ["GET", "PUT"]\nallow_headers = ["Authorization"]\n'
+        + "allow_private_network = true\nmax_age = 600\n",
+    )
+    f = run(cors, preflight("DELETE", "authorization,x-other", extra=[("Access-Control-Request-Private-Network", "true")]))
+    h = f.response.headers
+    assert h["Access-Control-Allow-Credentials"] == "true"
+    assert h["Access-Control-Allow-Methods"] == "GET, PUT"
+    assert h["Access-Control-Allow-Headers"] == "Authorization"
+    assert h["Access-Control-Max-Age"] == "600"
+    assert h["Access-Control-Allow-Private-Network"] == "true"
+
+
+def test_forwarded_preflight_keeps_an_ok_reply_and_replaces_its_cors_headers(cors):
+    write_rules(cors, RULES + 'preflight = "forward"\n')
+    f = run(cors, preflight(), upstream(200, [("Access-Control-Allow-Origin", "*"), ("Allow", "GET, PUT")]))
+    h = f.response.headers
+    assert f.response.status_code == 200
+    assert h.get_all("Access-Control-Allow-Origin") == [LOCAL]
+    assert h["Access-Control-Allow-Methods"] == "PUT" and h["Allow"] == "GET, PUT"
+
+
+def test_forwarded_preflight_with_an_error_status_becomes_204_without_body(cors):
+    write_rules(cors, RULES + 'preflight = "forward"\n')
+    f = run(cors, preflight(), upstream(405, [("Content-Type", "text/plain")], b"Method Not Allowed"))
+    assert f.response.status_code == 204
+    assert "content-type" not in f.response.headers and "content-length" not in f.response.headers
+    assert f.response.stream(b"Method Not Allowed") == b""  # body chunks are dropped while streaming
+    assert f.response.headers["Access-Control-Allow-Origin"] == LOCAL
+
+
+def test_actual_response_gets_cors_headers_and_upstream_ones_are_replaced(cors):
+    f = make_flow("GET", API, [("Origin", LOCAL)])
+    run(
+        cors,
+        f,
+        upstream(
+            200,
+            [
+                ("Access-Control-Allow-Origin", "*"),
+                ("Access-Control-Allow-Origin", "https://elsewhere.example"),
+                ("access-control-allow-credentials", "true"),
+                ("Vary", "Accept-Encoding"),
+            ],
+        ),
+    )
+    h = f.response.headers
+    assert h.get_all("Access-Control-Allow-Origin") == [LOCAL]
+    assert "Access-Control-Allow-Credentials" not in h
+    assert h.get_all("Vary") == ["Accept-Encoding, Origin"]
+    assert f.response.content == b'{"ok": true}'
+
+
+@pytest.mark.parametrize("status", [201, 302, 404, 500])
+def test_every_status_gets_the_headers(cors, status):
+    f = run(cors, make_flow("POST", API, [("Origin", LOCAL)]), upstream(status))
+    assert f.response.headers["Access-Control-Allow-Origin"] == LOCAL
+
+
+def test_expose_headers_star_lists_real_header_names_and_works_with_credentials(cors):
+    write_rules(cors, RULES + 'expose_headers = "*"\nallow_credentials = true\n')
+    f = run(
+        cors,
+        make_flow("GET", API, [("Origin", LOCAL)]),
+        upstream(200, [("X-Request-Id", "1"), ("Set-Cookie", "a=b"), ("Content-Type", "text/plain")]),
+    )
+    assert f.response.headers["Access-Control-Expose-Headers"] == "X-Request-Id"
+    assert f.response.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+def test_request_without_origin_gets_only_vary(cors):
+    f = run(cors, make_flow("GET", API), upstream(200, [("Access-Control-Allow-Origin", "*")]))
+    assert [k for k in f.response.headers if k.lower().startswith("access-control")] == []
+    assert f.response.headers["Vary"] == "Origin"
+
+
+def test_star_rule_answers_star_even_without_origin_and_adds_no_vary(cors):
+    write_rules(cors, RULES.replace('["http://localhost:*"]', '["*"]'))
+    f = run(cors, make_flow("GET", API), upstream())
+    assert f.response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Vary" not in f.response.headers
+
+
+def test_disallowed_origin_passes_through_untouched(cors, caplog):
+    caplog.set_level(logging.INFO)
+    f = preflight(origin="http://evil.example")
+    before = f.request.copy()
+    run(cors, f, upstream(200, [("Access-Control-Allow-Origin", "*")]))
+    assert f.request.headers.fields == before.headers.fields
+    assert f.response.status_code == 200
+    assert f.response.headers.fields == upstream(200, [("Access-Control-Allow-Origin", "*")]).headers.fields
+    assert "origin 'http://evil.example' is not in allow_origins" in caplog.text
+
+
+def test_a_disallowed_origin_does_not_fall_through_to_later_rules(cors):
+    write_rules(cors, RULES + '\n[[rules]]\nname = "open"\nhosts = ["api.example.com"]\nallow_origins = ["*"]\n')
+    f = run(cors, make_flow("GET", API, [("Origin", "http://evil.example")]), upstream())
+    assert "Access-Control-Allow-Origin" not in f.response.headers
+
+
+def test_unmatched_hosts_are_not_touched(cors):
+    f = run(cors, make_flow("OPTIONS", "http://other.example/x", [("Origin", LOCAL), ("Access-Control-Request-Method", "PUT")]))
+    assert f.response is None and f.comment == ""
+    assert cors.ruleset.hits == [0]
+
+
+def test_strip_removes_every_cors_header_and_sends_preflights_upstream(cors):
+    write_rules(cors, RULES + 'action = "strip"\n')
+    f = run(cors, preflight(), upstream(204, [("Access-Control-Allow-Origin", "*"), ("Access-Control-Max-Age", "5")]))
+    assert f.response.status_code == 204 and not any(k.lower().startswith("access-control") for k in f.response.headers)
+    f = run(cors, make_flow("GET", API), upstream(200, [("Access-Control-Allow-Origin", "*"), ("Vary", "Origin")]))
+    assert sorted(f.response.headers.keys()) == ["Vary", "content-length"]
+
+
+@pytest.mark.parametrize("setting, expected", [('"keep"', [LOCAL]), ('"drop"', []), ('"https://api.example.com"', ["https://api.example.com"])])
+def test_upstream_origin_keeps_drops_or_replaces_the_origin_sent_upstream(cors, setting, expected):
+    write_rules(cors, RULES + f"upstream_origin = {setting}\npreflight = \"forward\"\n")
+    f = run(cors, make_flow("GET", API, [("Origin", LOCAL)]))
+    assert f.request.headers.get_all("origin") == expected
+    f = run(cors, preflight())
+    assert f.request.headers.get_all("origin") == expected
+    bad = run(cors, make_flow("GET", API, [("Origin", "http://evil.example")]))
+    assert bad.request.headers.get_all("origin") == ["http://evil.example"]
+
+
+def test_websocket_upgrades_are_never_changed(cors):
+    f = make_flow("GET", API, [("Origin", LOCAL), ("Upgrade", "websocket"), ("Connection", "Upgrade")])
+    run(cors, f, upstream(101, [("Upgrade", "websocket")]))
+    assert "Access-Control-Allow-Origin" not in f.response.headers and f.comment == ""
+
+
+def test_event_streams_are_streamed_not_buffered(cors):
+    f = run(cors, make_flow("GET", API, [("Origin", LOCAL)]), upstream(200, [("Content-Type", "text/event-stream")]))
+    assert f.response.stream is True
+    f = run(cors, make_flow("GET", API, [("Origin", LOCAL)]), upstream(200, [("Content-Type", "application/json")]))
+    assert not f.response.stream
+
+
+def test_reverse_mode_matches_the_destination_when_the_host_header_is_the_proxy(cors):
+    f = make_flow("GET", API, [("Origin", LOCAL)], host_header="localhost:8080")
+    run(cors, f, upstream())
+    assert f.response.headers["Access-Control-Allow-Origin"] == LOCAL
+
+
+def test_host_asked_for_is_matched_even_when_the_destination_differs(cors):
+    f = make_flow("GET", "http://10.0.0.1:9000/v1", [("Origin", LOCAL)], host_header="api.example.com")
+    run(cors, f, upstream())
+    assert f.response.headers["Access-Control-Allow-Origin"] == LOCAL
+
+
+def test_paths_and_filter_narrow_a_rule(cors):
+    write_rules(cors, RULES + 'paths = ["/v1/*"]\nfilter = "~m GET | ~m OPTIONS"\n')
+    assert run(cors, make_flow("GET", API + "?q=1", [("Origin", LOCAL)]), upstream()).response.headers.get(
+        "Access-Control-Allow-Origin"
+    ) == LOCAL
+    assert "Access-Control-Allow-Origin" not in run(
+        cors, make_flow("POST", API, [("Origin", LOCAL)]), upstream()
+    ).response.headers
+    assert "Access-Control-Allow-Origin" not in run(
+        cors, make_flow("GET", "http://api.example.com/v2/x", [("Origin", LOCAL)]), upstream()
+    ).response.headers
+
+
+def test_a_flow_keeps_the_rule_it_started_with_across_a_reload(cors):
+    f = make_flow("GET", API, [("Origin", LOCAL)])
+    cors.requestheaders(f)
+    write_rules(cors, RULES.replace("api.example.com", "other.example"))
+    f.response = upstream()
+    cors.responseheaders(f)
+    assert f.response.headers["Access-Control-Allow-Origin"] == LOCAL
+    assert "Access-Control-Allow-Origin" not in run(cors, make_flow("GET", API, [("Origin", LOCAL)]), upstream()).response.headers
+
+
+def test_cors_enabled_off_leaves_flows_alone_and_toggle_flips_it(cors):
+    cors.tctx.configure(cors, cors_enabled=False)
+    assert run(cors, preflight()).response is None
+    cors.toggle()
+    assert cors.tctx.options.cors_enabled is True
+    assert run(cors, preflight()).response.status_code == 204
+
+
+def test_status_lists_the_file_state_and_hits(cors):
+    write_rules(cors, RULES + '\n[[rules]]\nname = "later"\nenabled = false\nhosts = ["x"]\n')
+    run(cors, preflight())
+    run(cors, preflight())
+    status = cors.status()
+    assert f"cors: on; {cors.path}: 1 rule enabled of 2" in status
+    assert "[on ] api: inject, 2 hits" in status
+    assert "[off] later: inject, 0 hits" in status
+
+
+def test_broken_file_at_run_time_keeps_the_rules_in_force(cors, caplog):
+    Path(cors.path).write_text('[[rules]]\nname = "api"\nhosts = ["api.example.com"]\nallow_origin = ["*"]\n')
+    cors.reload()
+    assert "unknown key 'allow_origin' (did you mean 'allow_origins'?); keeping the 1 rule enabled" in caplog.text
+    assert run(cors, preflight()).response.status_code == 204
+
+
+def test_empty_or_deleted_file_keeps_the_rules_in_force(cors, caplog):
+    Path(cors.path).write_text("")
+    cors.reload()
+    assert "is empty; keeping the 1 rule enabled (to switch everything off, write enabled = false)" in caplog.text
+    os.unlink(cors.path)
+    cors.reload()
+    assert "not found; keeping the 1 rule enabled" in caplog.text
+    assert run(cors, preflight()).response.status_code == 204
+
+
+def test_switching_the_file_off_disables_every_rule(cors, caplog):
+    caplog.set_level(logging.INFO)
+    write_rules(cors, "enabled = false\n" + RULES)
+    assert "switched off (enabled = false); no rules in force" in caplog.text
+    assert run(cors, preflight()).response is None
+
+
+def test_missing_file_at_startup_is_a_warning(tmp_path, caplog):
+    a = CorsAddon()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, cors_rules=str(tmp_path / "absent.toml"))
+    assert "absent.toml not found; no rules in force; it is read as soon as it appears" in caplog.text
+
+
+def test_broken_file_at_startup_is_logged_as_an_error(tmp_path, caplog):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[rules]]\nhosts = ["a"]\nmax_age = -1\n')
+    a = CorsAddon()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, cors_rules=str(bad))  # not raised: mitmproxy exits on startup errors
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "bad.toml, line 1: rule 'rule 1': max_age: expected a whole number of seconds >= 0, got -1" in errors[0].getMessage()
+
+
+async def test_setting_a_broken_file_at_run_time_is_refused_and_the_old_one_stays(cors, tmp_path):
+    cors.running()
+    try:
+        old = cors.tctx.options.cors_rules
+        bad = tmp_path / "bad.toml"
+        bad.write_text("[[rules]]\nhosts = 3\n")
+        with pytest.raises(exceptions.OptionsError, match="hosts: expected a list"):
+            cors.tctx.configure(cors, cors_rules=str(bad))
+        assert cors.tctx.options.cors_rules == old and cors.path == old
+        assert run(cors, preflight()).response.status_code == 204
+    finally:
+        cors.done()
+
+
+async def wait_for(condition, seconds=3.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()
+
+
+def answers_preflight(a):
+    return run(a, preflight()).response is not None
+
+
+async def test_watcher_picks_up_in_place_and_rename_saves_and_keeps_rules_on_broken_ones(cors, tmp_path):
+    cors.running()
+    try:
+        path = Path(cors.path)
+        path.write_text("enabled = false\n" + RULES)  # in place
+        assert await wait_for(lambda: not answers_preflight(cors))
+        temp = tmp_path / "rules.toml.tmp"
+        temp.write_text(RULES)
+        os.replace(temp, path)  # how many editors save
+        assert await wait_for(lambda: answers_preflight(cors))
+        path.write_text("[[rules]\n")  # broken
+        await asyncio.sleep(1.0)
+        assert answers_preflight(cors)
+        path.unlink()
+        await asyncio.sleep(0.5)
+        assert answers_preflight(cors)
+        path.write_text("enabled = false\n")  # appears again
+        assert await wait_for(lambda: not answers_preflight(cors))
+    finally:
+        cors.done()
+
+
+async def test_watcher_follows_a_symlinked_rules_file(tmp_path):
+    target = tmp_path / "real.toml"
+    target.write_text(RULES)
+    link = tmp_path / "rules.toml"
+    link.symlink_to(target)
+    a = CorsAddon()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, cors_rules=str(link))
+        a.running()
+        try:
+            assert answers_preflight(a)
+            target.write_text("enabled = false\n")
+            assert await wait_for(lambda: not answers_preflight(a))
+        finally:
+            a.done()
