@@ -1,0 +1,41 @@
+# make run   start mitmdump with the addon on 127.0.0.1:8080 (sets everything up first)
+# make test  run the test suite (sets everything up first)
+#
+# PYTHON=/path/to/python3.x  choose the interpreter (default: the newest Python >= 3.11 found)
+# MITMPROXY='mitmproxy>=11,<12'  choose the mitmproxy release (default: the newest that PYTHON runs)
+# VENV=.venv-x               where the virtualenv lives (one per PYTHON/MITMPROXY pair)
+# PORT=8080 ARGS='--mode reverse:http://localhost:8000'  for make run
+
+PYTHON ?= $(shell tools/find-python 3.11+)
+MITMPROXY ?= mitmproxy>=11,<13
+VENV ?= .venv
+PORT ?= 8080
+ARGS ?=
+TEST_DEPS = pytest>=8 pytest-asyncio>=0.24 hypothesis>=6
+
+.PHONY: run test clean
+
+$(VENV)/bin/python:
+	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 found; pass PYTHON=/path/to/python3.12" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+$(VENV)/.run-deps: $(VENV)/bin/python Makefile
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(MITMPROXY)"
+	@touch $@
+
+$(VENV)/.test-deps: $(VENV)/.run-deps
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(foreach d,$(TEST_DEPS),"$(d)")
+	@touch $@
+
+run: $(VENV)/.run-deps
+	$(VENV)/bin/mitmdump -s cors_addon.py --listen-host 127.0.0.1 --listen-port $(PORT) \
+		--set connection_strategy=lazy $(ARGS)
+
+test: $(VENV)/.test-deps
+	@$(VENV)/bin/mitmdump --version | head -2
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf .venv .venv-* .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
