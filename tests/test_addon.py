@@ -406,3 +406,20 @@ async def test_watcher_follows_a_symlinked_rules_file(tmp_path):
             assert await wait_for(lambda: not answers_preflight(a))
         finally:
             a.done()
+
+
+async def test_the_file_is_watched_while_cors_is_disabled(cors):
+    cors.tctx.configure(cors, cors_enabled=False)
+    cors.running()
+    try:
+        Path(cors.path).write_text("enabled = false\n" + RULES)
+        assert await wait_for(lambda: not cors.ruleset.enabled)
+    finally:
+        cors.done()
+
+
+def test_load_warnings_are_logged_with_the_file(cors, caplog):
+    write_rules(cors, '[[rules]]\nname = "open"\nhosts = ["*"]\nallow_origins = ["*"]\nallow_credentials = true\n')
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(w.startswith(f"cors: {cors.path}: rule 'open' applies to every host") for w in warnings)
+    assert any("rule 'open' lets any origin read responses with credentials" in w for w in warnings)

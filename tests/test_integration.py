@@ -18,6 +18,12 @@ LOCAL = "http://localhost:3000"
 def rules_text(port: int, extra: str = "") -> str:
     return f"""
 [[rules]]
+name = "forwarding"
+hosts = ["127.0.0.1:{port}"]
+paths = ["/options405"]
+preflight = "forward"
+
+[[rules]]
 name = "api"
 hosts = ["127.0.0.1:{port}"]
 allow_origins = ["http://localhost:*"]
@@ -104,6 +110,16 @@ def test_disallowed_origin_is_passed_through_as_the_upstream_sent_it(proxy, upst
     assert proxy.wait_for_log(r"origin 'http://evil.example' is not in allow_origins")
 
 
+def test_forwarded_preflight_refused_by_the_upstream_becomes_an_ok_answer(proxy, upstream):
+    url = f"http://127.0.0.1:{upstream.port}/options405"
+    assert fetch("OPTIONS", url, preflight_headers()).status == 405  # what the API says on its own
+    reply = fetch("OPTIONS", url, preflight_headers(), proxy=proxy.port)
+    assert reply.status == 204 and reply.body == b""
+    assert reply.get("Access-Control-Allow-Origin") == LOCAL
+    assert reply.get("Access-Control-Allow-Headers") == "content-type,x-custom"
+    assert upstream.recorder.methods("/options405") == ["OPTIONS", "OPTIONS"]
+
+
 def test_preflight_is_answered_while_the_upstream_is_down(proxy, upstream):
     down = upstream.port + 1
     with socket.socket() as s:  # nothing listens there
@@ -162,8 +178,8 @@ def test_live_edit_takes_effect_and_a_broken_edit_keeps_the_rules(start_proxy, u
     mark = proxy.mark()
     proxy.rules.write_text(rules_text(upstream.port, extra="max_age = -1"))
     line = proxy.wait_for_log(r"cors: .*max_age", after=mark)
-    assert "rules.toml, line 2: rule 'api': max_age: expected a whole number of seconds >= 0, got -1" in line
-    assert "keeping the 2 rules enabled" in line
+    assert "rules.toml, line 8: rule 'api': max_age: expected a whole number of seconds >= 0, got -1" in line
+    assert "keeping the 3 rules enabled" in line
     assert allowed()
     assert proxy.process.poll() is None
 
@@ -190,7 +206,7 @@ def test_missing_rules_file_at_startup_is_only_a_warning(start_proxy, tmp_path, 
         late.start()
         assert "absent.toml not found; no rules in force" in late.output
         absent.write_text(rules_text(upstream.port))  # a file that appears later is picked up
-        late.wait_for_log(r"cors: loaded .*absent\.toml: 2 rules enabled")
+        late.wait_for_log(r"cors: loaded .*absent\.toml: 3 rules enabled")
         reply = fetch("OPTIONS", f"http://127.0.0.1:{upstream.port}/x", preflight_headers(), proxy=late.port)
         assert reply.status == 204
     finally:
