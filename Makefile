@@ -11,7 +11,7 @@ MITMPROXY ?= mitmproxy>=11,<13
 VENV ?= .venv
 PORT ?= 8080
 ARGS ?=
-TEST_DEPS = pytest>=8 pytest-asyncio>=0.24 hypothesis>=6
+TEST_DEPS = pytest>=8 pytest-asyncio>=0.24 hypothesis>=6 playwright>=1.45
 
 .PHONY: run test clean
 

@@ -27,6 +27,7 @@ class Mitmdump:
     def __init__(self, rules: Path, confdir: Path, *args: str, lazy: bool = True) -> None:
         self.port = free_port()
         self.rules = rules
+        self.confdir = confdir
         command = [
             MITMDUMP,
             "-s", str(ROOT / "cors_addon.py"),

@@ -1,17 +1,21 @@
 """A real HTTP API on loopback for the tests: it records every request it gets.
 
-Paths choose the answer:
+Paths choose the answer (anything may come after the prefixes shown):
+  /page            an HTML page (for a browser to run fetch() from)
   /status/<code>   that status with a JSON body
-  /cors/star       sends its own `Access-Control-Allow-Origin: *`
-  /cors/other      sends `Access-Control-Allow-Origin: https://elsewhere.example` twice, and Vary: Accept-Encoding
+  .../cors/star    sends its own `Access-Control-Allow-Origin: *`
+  .../cors/other   sends `Access-Control-Allow-Origin: https://elsewhere.example` twice, and Vary: Accept-Encoding
   /sse             a text/event-stream: one event, then waits `?hold=<s>` before the second
-  /options405      answers OPTIONS with 405
-  anything else    200 JSON echoing method, path and Origin
+  .../options405   answers OPTIONS with 405
+  /redirect        302 to /target
+  /cookie/set      sets the cookie `sid=<?value=...>`
+  anything else    200 JSON echoing method, path, Origin and Cookie
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,27 +54,34 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.server.recorder.add(self.command, url.path, headers)
-        path = url.path
+        path, query = url.path, parse_qs(url.query)
         if path == "/sse":
-            return self._sse(float(parse_qs(url.query).get("hold", ["0.5"])[0]))
-        status, extra = 200, []
+            return self._sse(float(query.get("hold", ["0.5"])[0]))
+        status, extra, content_type = 200, [], "application/json"
         if path.startswith("/status/"):
             status = int(path.rsplit("/", 1)[1])
-        elif path == "/cors/star":
+        elif path.endswith("/cors/star"):
             extra = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "GET")]
-        elif path == "/cors/other":
+        elif path.endswith("/cors/other"):
             extra = [
                 ("Access-Control-Allow-Origin", "https://elsewhere.example"),
                 ("Access-Control-Allow-Origin", "https://elsewhere.example"),
                 ("Vary", "Accept-Encoding"),
             ]
-        elif path == "/options405" and self.command == "OPTIONS":
+        elif path.endswith("/options405") and self.command == "OPTIONS":
             status = 405
-        body = json.dumps(
-            {"method": self.command, "path": path, "origin": headers.get("origin"), "status": status}
-        ).encode()
+        elif path == "/redirect":
+            status, extra = 302, [("Location", "/target")]
+        elif path == "/cookie/set":
+            extra = [("Set-Cookie", f"sid={query.get('value', ['x'])[0]}; Path=/; SameSite=Lax")]
+        if path == "/page":
+            content_type = "text/html"
+            body = b"<!doctype html><meta charset=utf-8><title>page</title><p>test page"
+        else:
+            echo = {"method": self.command, "path": path, "origin": headers.get("origin"), "status": status}
+            body = json.dumps({**echo, "cookie": headers.get("cookie")}).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("X-Request-Id", "abc123")
         self.send_header("Set-Cookie", "session=1; Path=/")
         for name, value in extra:
@@ -99,8 +110,11 @@ class Handler(BaseHTTPRequestHandler):
 class Upstream(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         super().__init__((host, 0), Handler)
+        if tls is not None:
+            # The handshake happens on first read, in the handler thread, not in accept().
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.recorder = Recorder()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
