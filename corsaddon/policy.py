@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .patterns import header_list, is_token
-from .rules import Rule
+from .rules import CACHE_LIMIT, Rule
 
 # Response headers a script can read without Access-Control-Expose-Headers.
 SAFELISTED_RESPONSE = frozenset(
@@ -30,12 +30,53 @@ class Kind(Enum):
     DISALLOWED = "origin not allowed"
 
 
+Fields = tuple[tuple[bytes, bytes], ...]  # raw header fields, as mitmproxy keeps them
+
+
+@dataclass(frozen=True, slots=True)
+class CorsRequest:
+    """The request headers CORS decisions read, taken in one pass over the raw fields."""
+
+    origins: tuple[str, ...] = ()
+    method: str | None = None  # Access-Control-Request-Method
+    headers: str | None = None  # Access-Control-Request-Headers
+    private_network: bool = False  # Access-Control-Request-Private-Network: true
+    websocket: bool = False
+
+    @classmethod
+    def read(cls, fields: Fields) -> CorsRequest:
+        origins: list[str] = []
+        method = headers = None
+        private_network = websocket = False
+        for name, value in fields:
+            name = name.lower()
+            if name == b"origin":
+                origins.append(value.decode("latin-1"))
+            elif name[:15] == b"access-control-":
+                if name == b"access-control-request-method":
+                    method = value.decode("latin-1")
+                elif name == b"access-control-request-headers":
+                    text = value.decode("latin-1")
+                    headers = text if headers is None else f"{headers},{text}"
+                elif name == b"access-control-request-private-network":
+                    private_network = value.strip().lower() == b"true"
+            elif name == b"upgrade":
+                websocket = value.strip().lower() == b"websocket"
+        if not (origins or method or headers or private_network or websocket):
+            return NO_CORS_HEADERS
+        return cls(tuple(origins), method, headers, private_network, websocket)
+
+
+NO_CORS_HEADERS = CorsRequest()
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What the addon does with one flow, fixed when its request headers arrive."""
 
     rule: Rule
     kind: Kind
+    request: CorsRequest = NO_CORS_HEADERS
     origin: str | None = None  # the request's Origin, when there was exactly one
     allow_origin: str | None = None  # the Access-Control-Allow-Origin to send
 
@@ -49,46 +90,41 @@ class Decision:
         return self.kind in (Kind.CORS, Kind.FORWARD_PREFLIGHT) and self.rule.upstream_origin != "keep"
 
 
-def decide(rule: Rule, method: str, origins: Sequence[str], preflight_method: str | None) -> Decision:
-    """Classify a matched request. `origins` are all its Origin header values;
-    `preflight_method` is its Access-Control-Request-Method, if any."""
+def decide(rule: Rule, method: str, request: CorsRequest) -> Decision:
+    """Classify a matched request by its method and CORS request headers."""
     if rule.action == "strip":
-        return Decision(rule, Kind.STRIP)
+        return Decision(rule, Kind.STRIP, request)
+    origins = request.origins
     if not origins:
-        return Decision(rule, Kind.NO_ORIGIN, allow_origin="*" if rule.wildcard_answer else None)
+        return Decision(rule, Kind.NO_ORIGIN, request, allow_origin="*" if rule.wildcard_answer else None)
     origin = origins[0] if len(origins) == 1 else None
     allow_origin = rule.allowed_origin(origin) if origin is not None else None
     if allow_origin is None:
-        return Decision(rule, Kind.DISALLOWED, origin=origin if origin is not None else ", ".join(origins))
-    if method == "OPTIONS" and preflight_method is not None:
+        return Decision(rule, Kind.DISALLOWED, request, origin if origin is not None else ", ".join(origins))
+    if method == "OPTIONS" and request.method is not None:
         kind = Kind.ANSWER_PREFLIGHT if rule.preflight == "answer" else Kind.FORWARD_PREFLIGHT
-        return Decision(rule, kind, origin, allow_origin)
-    return Decision(rule, Kind.CORS, origin, allow_origin)
+        return Decision(rule, kind, request, origin, allow_origin)
+    return Decision(rule, Kind.CORS, request, origin, allow_origin)
 
 
-def preflight_headers(
-    decision: Decision,
-    request_method: str | None,
-    request_headers: str | None,
-    private_network: bool,
-) -> list[tuple[str, str]]:
+def preflight_headers(decision: Decision) -> list[tuple[str, str]]:
     """The CORS headers of a preflight answer. A requested method or header
     outside a configured list is simply not listed: the browser's console then
     names the exact problem."""
-    rule = decision.rule
+    rule, request = decision.rule, decision.request
     out = _origin_headers(decision)
     methods = rule.methods_value
     if rule.allow_methods is None:
-        methods = request_method if request_method and is_token(request_method) else ""
+        methods = request.method if request.method and is_token(request.method) else ""
     if methods:
         out.append(("Access-Control-Allow-Methods", methods))
     allowed = rule.headers_value
     if rule.allow_headers is None:
-        allowed = (header_list(request_headers) or "") if request_headers else ""
+        allowed = (header_list(request.headers) or "") if request.headers else ""
     if allowed:
         out.append(("Access-Control-Allow-Headers", allowed))
     out.append(("Access-Control-Max-Age", rule.max_age_value))
-    if rule.allow_private_network and private_network:
+    if rule.allow_private_network and request.private_network:
         out.append(("Access-Control-Allow-Private-Network", "true"))
     return out
 
@@ -111,6 +147,64 @@ def _origin_headers(decision: Decision) -> list[tuple[str, str]]:
     if decision.rule.allow_credentials:
         out.append(("Access-Control-Allow-Credentials", "true"))
     return out
+
+
+def preflight_fields(decision: Decision) -> Fields:
+    """The header fields of a preflight answered locally."""
+    answers = decision.rule.preflight_answers
+    key = (decision.allow_origin, decision.request)
+    fields = answers.get(key)
+    if fields is None:
+        if len(answers) >= CACHE_LIMIT:
+            answers.clear()
+        fields, _ = rewrite_fields((), preflight_headers(decision), preflight_vary(decision.rule))
+        answers[key] = fields
+    return fields
+
+
+def response_fields(decision: Decision, fields: Fields) -> tuple[Fields, list[str]]:
+    """A response's header fields with its CORS headers replaced as `decision` says,
+    and the names of the upstream's own CORS headers that were removed."""
+    rule = decision.rule
+    if decision.kind is Kind.STRIP:
+        return rewrite_fields(fields, (), ())
+    if decision.kind is Kind.FORWARD_PREFLIGHT:
+        return rewrite_fields(fields, preflight_headers(decision), preflight_vary(rule))
+    names: Iterable[str] = ()
+    if rule.expose_headers is None and decision.allow_origin is not None:
+        names = [name.decode("latin-1") for name, _ in fields]
+    return rewrite_fields(fields, response_headers(decision, names), response_vary(rule))
+
+
+def rewrite_fields(
+    fields: Fields, cors: Sequence[tuple[str, str]], vary: Sequence[str]
+) -> tuple[Fields, list[str]]:
+    """One pass: drop every Access-Control-* field, merge `vary` into the first Vary
+    field (dropping later ones), append `cors`. Returns the fields and the names dropped."""
+    kept: list[tuple[bytes, bytes]] = []
+    removed: list[str] = []
+    vary_values: list[str] = []
+    vary_at: list[int] = []
+    for field in fields:
+        name = field[0].lower()
+        if name[:15] == b"access-control-":
+            removed.append(field[0].decode("latin-1"))
+            continue
+        if name == b"vary":
+            vary_at.append(len(kept))
+            vary_values.append(field[1].decode("latin-1"))
+        kept.append(field)
+    merged = merge_vary(vary_values, vary) if vary else None
+    if merged is not None and vary_at:
+        kept[vary_at[0]] = (kept[vary_at[0]][0], merged.encode("latin-1"))
+        if len(vary_at) > 1:
+            later = set(vary_at[1:])
+            kept = [f for i, f in enumerate(kept) if i not in later]
+    for name, value in cors:
+        kept.append((name.encode("ascii"), value.encode("ascii")))
+    if merged is not None and not vary_at:
+        kept.append((b"Vary", merged.encode("latin-1")))
+    return tuple(kept), removed
 
 
 def preflight_vary(rule: Rule) -> tuple[str, ...]:

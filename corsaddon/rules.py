@@ -31,6 +31,7 @@ FilterCompiler = Callable[[str], Predicate]
 LOCAL_ORIGINS = ("http://localhost:*", "https://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
 BROWSER_MAX_AGE = 7200  # Chromium's cap; Firefox allows 86,400
 MAX_FILE_BYTES = 8 * 1024 * 1024
+CACHE_LIMIT = 4096  # entries in each per-rule-set and per-rule cache; cleared when full
 
 # Keys a rule or [defaults] may set, with their defaults. Order is the README's.
 POLICY_DEFAULTS: dict[str, Any] = {
@@ -86,9 +87,15 @@ class Rule:
     headers_value: str = field(init=False)
     expose_value: str = field(init=False)
     max_age_value: str = field(init=False)
+    # Per-request results worth remembering: browsers send the same few origins
+    # and preflights over and over. Bounded, and gone with the rule at reload.
+    origin_answers: dict[str, str | None] = field(init=False)
+    preflight_answers: dict[Any, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         s = object.__setattr__
+        s(self, "origin_answers", {})
+        s(self, "preflight_answers", {})
         any_origin = "*" in self.allow_origins
         s(self, "any_origin", any_origin)
         s(self, "wildcard_answer", any_origin and not self.allow_credentials)
@@ -104,6 +111,15 @@ class Rule:
     def allowed_origin(self, origin: str) -> str | None:
         """The `Access-Control-Allow-Origin` value for this origin, or None when
         the rule does not allow it (`origin` is the one `Origin` header)."""
+        answers = self.origin_answers
+        if origin in answers:
+            return answers[origin]
+        if len(answers) >= CACHE_LIMIT:
+            answers.clear()
+        answers[origin] = answer = self._allowed_origin(origin)
+        return answer
+
+    def _allowed_origin(self, origin: str) -> str | None:
         if not is_browser_origin(origin):
             return None
         if origin == "null":
@@ -214,7 +230,7 @@ class RuleSet:
                 for rule in self._suffix_port.get((parent, port), ()):
                     found[rule.index] = rule
         candidates = tuple(found[i] for i in sorted(found))
-        if len(self._candidates) >= 4096:  # bounded: hosts seen in a day of browsing
+        if len(self._candidates) >= CACHE_LIMIT:
             self._candidates.clear()
         self._candidates[names] = candidates
         return candidates

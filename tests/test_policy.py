@@ -1,13 +1,17 @@
 import pytest
 
 from corsaddon.policy import (
+    CorsRequest,
     Kind,
     decide,
     exposable,
     merge_vary,
+    preflight_fields,
     preflight_headers,
     preflight_vary,
+    response_fields,
     response_headers,
+    rewrite_fields,
     response_vary,
 )
 from corsaddon.rules import parse
@@ -19,6 +23,19 @@ def rule(**keys):
 
 
 LOCAL = "http://localhost:3000"
+
+
+def cors(origins=(), method=None, headers=None, private_network=False):
+    return CorsRequest(tuple(origins), method, headers, private_network)
+
+
+def answer(r, method, headers=None, private_network=False):
+    """The preflight answer's CORS headers for a preflight from LOCAL."""
+    return preflight_headers(decide_for(r, "OPTIONS", [LOCAL], method, headers, private_network))
+
+
+def decide_for(r, method, origins, preflight_method=None, headers=None, private_network=False):
+    return decide(r, method, cors(origins, preflight_method, headers, private_network))
 
 
 @pytest.mark.parametrize(
@@ -44,27 +61,27 @@ def test_allowed_origin_gives_the_allow_origin_value(origins, credentials, origi
 
 def test_decide_classifies_matched_requests():
     r = rule()
-    assert decide(r, "OPTIONS", [LOCAL], "PUT").kind is Kind.ANSWER_PREFLIGHT
-    assert decide(rule(preflight='"forward"'), "OPTIONS", [LOCAL], "PUT").kind is Kind.FORWARD_PREFLIGHT
-    assert decide(r, "OPTIONS", [LOCAL], None).kind is Kind.CORS  # OPTIONS without the method: not a preflight
-    assert decide(r, "GET", [LOCAL], None) == decide(r, "GET", [LOCAL], None)
-    assert decide(r, "GET", [LOCAL], None).allow_origin == LOCAL
-    assert decide(r, "GET", [], None).kind is Kind.NO_ORIGIN
-    assert decide(r, "GET", ["http://evil.example"], None).kind is Kind.DISALLOWED
-    assert decide(r, "OPTIONS", ["http://evil.example"], "PUT").kind is Kind.DISALLOWED
-    assert decide(r, "GET", [LOCAL, LOCAL], None).kind is Kind.DISALLOWED  # one Origin header only
-    assert decide(rule(action='"strip"'), "OPTIONS", [LOCAL], "PUT").kind is Kind.STRIP
+    assert decide_for(r, "OPTIONS", [LOCAL], "PUT").kind is Kind.ANSWER_PREFLIGHT
+    assert decide_for(rule(preflight='"forward"'), "OPTIONS", [LOCAL], "PUT").kind is Kind.FORWARD_PREFLIGHT
+    assert decide_for(r, "OPTIONS", [LOCAL], None).kind is Kind.CORS  # OPTIONS without the method: not a preflight
+    assert decide_for(r, "GET", [LOCAL], None) == decide_for(r, "GET", [LOCAL], None)
+    assert decide_for(r, "GET", [LOCAL], None).allow_origin == LOCAL
+    assert decide_for(r, "GET", [], None).kind is Kind.NO_ORIGIN
+    assert decide_for(r, "GET", ["http://evil.example"], None).kind is Kind.DISALLOWED
+    assert decide_for(r, "OPTIONS", ["http://evil.example"], "PUT").kind is Kind.DISALLOWED
+    assert decide_for(r, "GET", [LOCAL, LOCAL], None).kind is Kind.DISALLOWED  # one Origin header only
+    assert decide_for(rule(action='"strip"'), "OPTIONS", [LOCAL], "PUT").kind is Kind.STRIP
 
 
 def test_without_origin_star_rules_still_answer_star():
-    assert decide(rule(allow_origins='["*"]'), "GET", [], None).allow_origin == "*"
-    assert decide(rule(allow_origins='["*"]', allow_credentials="true"), "GET", [], None).allow_origin is None
-    assert decide(rule(), "GET", [], None).allow_origin is None
+    assert decide_for(rule(allow_origins='["*"]'), "GET", [], None).allow_origin == "*"
+    assert decide_for(rule(allow_origins='["*"]', allow_credentials="true"), "GET", [], None).allow_origin is None
+    assert decide_for(rule(), "GET", [], None).allow_origin is None
 
 
 def test_preflight_answer_reflects_method_and_headers_when_star():
-    d = decide(rule(), "OPTIONS", [LOCAL], "PUT")
-    assert preflight_headers(d, "PUT", "content-type,x-custom", False) == [
+    d = decide_for(rule(), "OPTIONS", [LOCAL], "PUT", "content-type,x-custom")
+    assert preflight_headers(d) == [
         ("Access-Control-Allow-Origin", LOCAL),
         ("Access-Control-Allow-Methods", "PUT"),
         ("Access-Control-Allow-Headers", "content-type,x-custom"),
@@ -81,8 +98,7 @@ def test_preflight_answer_lists_configured_methods_and_headers_only():
         max_age="600",
         allow_private_network="true",
     )
-    d = decide(r, "OPTIONS", [LOCAL], "DELETE")
-    assert preflight_headers(d, "DELETE", "x-other", True) == [
+    assert answer(r, "DELETE", "x-other", True) == [
         ("Access-Control-Allow-Origin", LOCAL),
         ("Access-Control-Allow-Credentials", "true"),
         ("Access-Control-Allow-Methods", "GET, PUT"),  # DELETE not listed: the browser names it
@@ -94,22 +110,18 @@ def test_preflight_answer_lists_configured_methods_and_headers_only():
 
 
 def test_private_network_answered_only_when_allowed_and_asked():
-    d = decide(rule(allow_private_network="true"), "OPTIONS", [LOCAL], "GET")
-    assert ("Access-Control-Allow-Private-Network", "true") not in preflight_headers(d, "GET", None, False)
-    d = decide(rule(), "OPTIONS", [LOCAL], "GET")
-    assert ("Access-Control-Allow-Private-Network", "true") not in preflight_headers(d, "GET", None, True)
+    assert ("Access-Control-Allow-Private-Network", "true") not in answer(rule(allow_private_network="true"), "GET")
+    assert ("Access-Control-Allow-Private-Network", "true") not in answer(rule(), "GET", None, True)
 
 
 def test_empty_lists_send_no_methods_or_headers():
-    d = decide(rule(allow_methods="[]", allow_headers="[]"), "OPTIONS", [LOCAL], "PUT")
-    names = [n for n, _ in preflight_headers(d, "PUT", "x-a", False)]
+    names = [n for n, _ in answer(rule(allow_methods="[]", allow_headers="[]"), "PUT", "x-a")]
     assert "Access-Control-Allow-Methods" not in names and "Access-Control-Allow-Headers" not in names
 
 
 @pytest.mark.parametrize("method", ["PUT DELETE", "GET\r\nSet-Cookie: a=b", "", "X" * 5000, "GÉT"])
 def test_malformed_requested_method_is_never_reflected(method):
-    d = decide(rule(), "OPTIONS", [LOCAL], method)
-    assert [n for n, _ in preflight_headers(d, method, None, False)] == [
+    assert [n for n, _ in answer(rule(), method)] == [
         "Access-Control-Allow-Origin",
         "Access-Control-Max-Age",
     ]
@@ -117,20 +129,18 @@ def test_malformed_requested_method_is_never_reflected(method):
 
 @pytest.mark.parametrize("requested", ["x-a,,x-b", "x-a\r\nSet-Cookie: a=b", "x a", "x-a\x00"])
 def test_malformed_requested_headers_are_never_reflected(requested):
-    d = decide(rule(), "OPTIONS", [LOCAL], "PUT")
-    assert "Access-Control-Allow-Headers" not in dict(preflight_headers(d, "PUT", requested, False))
+    assert "Access-Control-Allow-Headers" not in dict(answer(rule(), "PUT", requested))
 
 
 def test_wildcard_rule_answers_star_and_does_not_vary_on_origin():
     r = rule(allow_origins='["*"]', allow_methods='["GET"]', allow_headers='["X-A"]')
-    d = decide(r, "OPTIONS", [LOCAL], "GET")
-    assert dict(preflight_headers(d, "GET", None, False))["Access-Control-Allow-Origin"] == "*"
+    assert dict(answer(r, "GET"))["Access-Control-Allow-Origin"] == "*"
     assert preflight_vary(r) == ()
     assert response_vary(r) == ()
 
 
 def test_actual_response_headers():
-    d = decide(rule(expose_headers='["X-Request-Id"]', allow_credentials="true"), "GET", [LOCAL], None)
+    d = decide_for(rule(expose_headers='["X-Request-Id"]', allow_credentials="true"), "GET", [LOCAL], None)
     assert response_headers(d, ["Content-Type"]) == [
         ("Access-Control-Allow-Origin", LOCAL),
         ("Access-Control-Allow-Credentials", "true"),
@@ -140,17 +150,17 @@ def test_actual_response_headers():
 
 
 def test_expose_star_lists_the_response_headers_by_name_never_a_literal_star():
-    d = decide(rule(expose_headers='"*"', allow_credentials="true"), "GET", [LOCAL], None)
+    d = decide_for(rule(expose_headers='"*"', allow_credentials="true"), "GET", [LOCAL], None)
     names = ["Content-Type", "X-Request-Id", "Set-Cookie", "set-cookie2", "Access-Control-Allow-Origin", "ETag", "etag"]
     assert dict(response_headers(d, names))["Access-Control-Expose-Headers"] == "X-Request-Id, ETag"
     assert exposable(["Content-Length", "Set-Cookie"]) == ""
-    only_safe = decide(rule(expose_headers='"*"'), "GET", [LOCAL], None)
+    only_safe = decide_for(rule(expose_headers='"*"'), "GET", [LOCAL], None)
     assert "Access-Control-Expose-Headers" not in dict(response_headers(only_safe, ["Content-Type"]))
 
 
 def test_no_origin_and_not_star_adds_no_cors_headers():
-    assert response_headers(decide(rule(), "GET", [], None), ["X-A"]) == []
-    star = decide(rule(allow_origins='["*"]'), "GET", [], None)
+    assert response_headers(decide_for(rule(), "GET", [], None), ["X-A"]) == []
+    star = decide_for(rule(allow_origins='["*"]'), "GET", [], None)
     assert response_headers(star, []) == [("Access-Control-Allow-Origin", "*")]
 
 
@@ -168,3 +178,58 @@ def test_no_origin_and_not_star_adds_no_cors_headers():
 )
 def test_vary_is_merged_never_replaced_or_repeated(existing, add, expected):
     assert merge_vary(existing, add) == expected
+
+
+def test_cors_request_headers_are_read_in_one_pass_from_raw_fields():
+    fields = (
+        (b"Host", b"api.example.com"),
+        (b"origin", b"http://localhost:3000"),
+        (b"Access-Control-Request-Method", b"PUT"),
+        (b"Access-Control-Request-Headers", b"content-type"),
+        (b"access-control-request-headers", b"x-a"),
+        (b"Access-Control-Request-Private-Network", b"true"),
+    )
+    assert CorsRequest.read(fields) == CorsRequest((LOCAL,), "PUT", "content-type,x-a", True, False)
+    assert CorsRequest.read(((b"Upgrade", b"WebSocket"),)).websocket is True
+    assert CorsRequest.read(((b"Origin", b"a"), (b"ORIGIN", b"b"))).origins == ("a", "b")
+    assert CorsRequest.read(((b"Accept", b"*/*"),)) == CorsRequest()
+    assert CorsRequest.read(((b"Origin", b"http://\xe9.example"),)).origins == ("http://\xe9.example",)
+
+
+def test_rewrite_fields_drops_cors_fields_merges_vary_in_place_and_appends():
+    fields = (
+        (b"Content-Type", b"text/plain"),
+        (b"Access-Control-Allow-Origin", b"*"),
+        (b"Vary", b"Accept-Encoding"),
+        (b"access-control-allow-origin", b"https://x.example"),
+        (b"vary", b"Cookie"),
+        (b"X-A", b"1"),
+    )
+    out, removed = rewrite_fields(fields, [("Access-Control-Allow-Origin", LOCAL)], ("Origin",))
+    assert out == (
+        (b"Content-Type", b"text/plain"),
+        (b"Vary", b"Accept-Encoding, Cookie, Origin"),
+        (b"X-A", b"1"),
+        (b"Access-Control-Allow-Origin", LOCAL.encode()),
+    )
+    assert removed == ["Access-Control-Allow-Origin", "access-control-allow-origin"]
+
+
+def test_rewrite_fields_leaves_vary_alone_when_nothing_is_missing():
+    fields = ((b"Vary", b"Origin"), (b"Vary", b"Cookie"))
+    assert rewrite_fields(fields, [], ("Origin",)) == (fields, [])
+    assert rewrite_fields(((b"Vary", b"*"),), [], ("Origin",)) == (((b"Vary", b"*"),), [])
+    assert rewrite_fields((), [("A", "1")], ("Origin",))[0] == ((b"A", b"1"), (b"Vary", b"Origin"))
+
+
+def test_response_fields_for_each_kind():
+    fields = ((b"Access-Control-Allow-Origin", b"*"), (b"X-Request-Id", b"7"), (b"Set-Cookie", b"a=b"))
+    strip = decide_for(rule(action='"strip"'), "GET", [LOCAL])
+    assert response_fields(strip, fields) == (fields[1:], ["Access-Control-Allow-Origin"])
+    star = decide_for(rule(expose_headers='"*"'), "GET", [LOCAL])
+    out, _ = response_fields(star, fields)
+    assert dict(out)[b"Access-Control-Expose-Headers"] == b"X-Request-Id"
+    forward = decide_for(rule(preflight='"forward"'), "OPTIONS", [LOCAL], "PATCH")
+    out, _ = response_fields(forward, ())
+    assert dict(out)[b"Access-Control-Allow-Methods"] == b"PATCH"
+    assert preflight_fields(forward) == out
