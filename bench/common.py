@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,3 +55,56 @@ class Stopwatch:
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+NGINX_CONF = """
+{user}
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log crit;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type application/json;
+            add_header Vary Accept-Encoding;
+            return 200 '{{"ok":true}}';
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx on 127.0.0.1, answering every request with a small JSON body: a fast upstream."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.port = port
+        directory.mkdir(parents=True, exist_ok=True)
+        conf = directory / "nginx.conf"
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf.write_text(NGINX_CONF.format(user=user, dir=directory, port=port))
+        self.process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(directory)])
+        wait_for_port(port)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")

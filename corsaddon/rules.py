@@ -8,6 +8,7 @@ benchmarked alone.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
@@ -100,7 +101,7 @@ class Rule:
         s(self, "any_origin", any_origin)
         s(self, "wildcard_answer", any_origin and not self.allow_credentials)
         s(self, "allows_null", "null" in self.allow_origins)
-        patterns = [OriginPattern(o) for o in self.allow_origins if o not in ("*", "null")]
+        patterns = [_origin_pattern(o) for o in self.allow_origins if o not in ("*", "null")]
         s(self, "exact_origins", frozenset(p.pattern for p in patterns if p.is_exact))
         s(self, "origin_globs", tuple(p for p in patterns if not p.is_exact))
         s(self, "methods_value", ", ".join(self.allow_methods or ()))
@@ -142,6 +143,11 @@ class Rule:
             if glob.match(path):
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_pattern(text: str) -> OriginPattern:
+    return OriginPattern(text)  # immutable: rules that list the same origin share it
 
 
 HostKey = tuple[str, int]
@@ -441,6 +447,7 @@ def _check_policy(key: str, value: Any) -> None:
             )
 
 
+@functools.lru_cache(maxsize=1024)  # the same few origins recur in every rule
 def _origin_entry(text: str) -> str:
     if text in ("*", "null"):
         return text
@@ -485,4 +492,9 @@ _RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rules[ \t]*\]\]", re.MULTILINE)
 
 def _rule_lines(text: str) -> list[int]:
     """1-based line of each `[[rules]]` header, so errors can point at the rule."""
-    return [text.count("\n", 0, m.start()) + 1 for m in _RULE_HEADER.finditer(text)]
+    lines, line, pos = [], 1, 0
+    for m in _RULE_HEADER.finditer(text):
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        lines.append(line)
+    return lines

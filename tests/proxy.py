@@ -24,17 +24,18 @@ def free_port() -> int:
 class Mitmdump:
     """mitmdump on 127.0.0.1 with the addon; its output is collected for assertions."""
 
-    def __init__(self, rules: Path, confdir: Path, *args: str, lazy: bool = True) -> None:
+    def __init__(self, rules: Path | None, confdir: Path, *args: str, lazy: bool = True) -> None:
+        """With `rules`, mitmdump runs the addon on that rules file; with None, plain mitmdump."""
         self.port = free_port()
         self.rules = rules
         self.confdir = confdir
+        addon = ["-s", str(ROOT / "cors_addon.py"), "--set", f"cors_rules={rules}"] if rules else []
         command = [
             MITMDUMP,
-            "-s", str(ROOT / "cors_addon.py"),
+            *addon,
             "--listen-host", "127.0.0.1",
             "--listen-port", str(self.port),
             "--set", f"confdir={confdir}",
-            "--set", f"cors_rules={rules}",
             *(["--set", "connection_strategy=lazy"] if lazy else []),
             *args,
         ]  # fmt: skip

@@ -42,6 +42,7 @@ class Recorder:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server: "Upstream"
 
     def log_message(self, format, *args) -> None:  # keep test output clean
