@@ -151,7 +151,7 @@ def _origin_headers(decision: Decision) -> list[tuple[str, str]]:
 
 def preflight_fields(decision: Decision) -> Fields:
     """The header fields of a preflight answered locally."""
-    answers = decision.rule.preflight_answers
+    answers = decision.rule.preflight_cache()
     key = (decision.allow_origin, decision.request)
     fields = answers.get(key)
     if fields is None:

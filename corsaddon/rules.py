@@ -90,20 +90,20 @@ class Rule:
     max_age_value: str = field(init=False)
     # Per-request results worth remembering: browsers send the same few origins
     # and preflights over and over. Bounded, and gone with the rule at reload.
-    origin_answers: dict[str, str | None] = field(init=False)
-    preflight_answers: dict[Any, Any] = field(init=False)
+    origin_answers: dict[str, str | None] | None = field(init=False)
+    preflight_answers: dict[Any, Any] | None = field(init=False)
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        s(self, "origin_answers", {})
-        s(self, "preflight_answers", {})
+        s(self, "origin_answers", None)  # made on first use: most of 10,000 rules never see a flow
+        s(self, "preflight_answers", None)
         any_origin = "*" in self.allow_origins
         s(self, "any_origin", any_origin)
         s(self, "wildcard_answer", any_origin and not self.allow_credentials)
         s(self, "allows_null", "null" in self.allow_origins)
-        patterns = [_origin_pattern(o) for o in self.allow_origins if o not in ("*", "null")]
-        s(self, "exact_origins", frozenset(p.pattern for p in patterns if p.is_exact))
-        s(self, "origin_globs", tuple(p for p in patterns if not p.is_exact))
+        exact, globs = _origin_matchers(self.allow_origins)
+        s(self, "exact_origins", exact)
+        s(self, "origin_globs", globs)
         s(self, "methods_value", ", ".join(self.allow_methods or ()))
         s(self, "headers_value", ", ".join(self.allow_headers or ()))
         s(self, "expose_value", ", ".join(self.expose_headers or ()))
@@ -113,9 +113,12 @@ class Rule:
         """The `Access-Control-Allow-Origin` value for this origin, or None when
         the rule does not allow it (`origin` is the one `Origin` header)."""
         answers = self.origin_answers
-        if origin in answers:
+        if answers is None:
+            answers = {}
+            object.__setattr__(self, "origin_answers", answers)
+        elif origin in answers:
             return answers[origin]
-        if len(answers) >= CACHE_LIMIT:
+        elif len(answers) >= CACHE_LIMIT:
             answers.clear()
         answers[origin] = answer = self._allowed_origin(origin)
         return answer
@@ -136,6 +139,12 @@ class Rule:
                 return origin
         return None
 
+    def preflight_cache(self) -> dict[Any, Any]:
+        """Preflight answers already worked out for this rule (see policy.preflight_fields)."""
+        if self.preflight_answers is None:
+            object.__setattr__(self, "preflight_answers", {})
+        return self.preflight_answers  # type: ignore[return-value]
+
     def matches_path(self, path: str) -> bool:
         if not self.paths:
             return True
@@ -146,8 +155,11 @@ class Rule:
 
 
 @functools.lru_cache(maxsize=1024)
-def _origin_pattern(text: str) -> OriginPattern:
-    return OriginPattern(text)  # immutable: rules that list the same origin share it
+def _origin_matchers(allow_origins: tuple[str, ...]) -> tuple[frozenset[str], tuple[OriginPattern, ...]]:
+    """Exact origins and glob patterns of an allow_origins list; rules with the same
+    list (most share [defaults]) share one copy of both."""
+    patterns = [OriginPattern(o) for o in allow_origins if o not in ("*", "null")]
+    return frozenset(p.pattern for p in patterns if p.is_exact), tuple(p for p in patterns if not p.is_exact)
 
 
 HostKey = tuple[str, int]
@@ -372,7 +384,7 @@ def _compile_rule(
                 raise ValueError(f"{key}: {e}") from None
             policy[key] = raw[key]
 
-    origins = tuple(_origin_entry(o) for o in policy["allow_origins"])
+    origins = _origin_list(tuple(policy["allow_origins"]))
     rule = Rule(
         index=index,
         name=name,
@@ -445,6 +457,11 @@ def _check_policy(key: str, value: Any) -> None:
             raise ValueError(
                 f'expected "keep", "drop" or an origin like "https://app.example.com", got {_show(value)}'
             )
+
+
+@functools.lru_cache(maxsize=1024)  # rules mostly share one list: one tuple for all of them
+def _origin_list(entries: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_origin_entry(o) for o in entries)
 
 
 @functools.lru_cache(maxsize=1024)  # the same few origins recur in every rule
