@@ -1,5 +1,6 @@
 # make run   start mitmdump with the addon on 127.0.0.1:8080 (sets everything up first)
 # make test  run the test suite (sets everything up first)
+# make bench measure the addon's cost (needs wrk and nginx; installs them with apt-get as root)
 #
 # PYTHON=/path/to/python3.x  choose the interpreter (default: the newest Python >= 3.11 found)
 # MITMPROXY='mitmproxy>=11,<12'  choose the mitmproxy release (default: the newest that PYTHON runs)
@@ -13,7 +14,7 @@ PORT ?= 8080
 ARGS ?=
 TEST_DEPS = pytest>=8 pytest-asyncio>=0.24 hypothesis>=6 playwright>=1.45
 
-.PHONY: run test clean
+.PHONY: run test bench clean
 
 $(VENV)/bin/python:
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 found; pass PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -35,6 +36,10 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.test-deps
 	@$(VENV)/bin/mitmdump --version | head -2
 	$(VENV)/bin/python -m pytest
+
+bench: $(VENV)/.test-deps
+	tools/apt-install-missing wrk:wrk nginx:nginx-light
+	$(VENV)/bin/python -m bench
 
 clean:
 	rm -rf .venv .venv-* .pytest_cache .hypothesis

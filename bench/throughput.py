@@ -30,7 +30,7 @@ def wrk(port: int, seconds: int = SECONDS) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def run(rounds: int = 3) -> dict:
+def run(rounds: int = 5) -> dict:
     directory = Path(tempfile.mkdtemp(prefix="cors-bench-throughput-"))
     nginx = Nginx(directory / "nginx", free_port())
     upstream = f"reverse:http://127.0.0.1:{nginx.port}"
