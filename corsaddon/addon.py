@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import ssl
 import time
 import weakref
 from pathlib import Path
+from typing import NamedTuple
 
 from mitmproxy import command, ctx, exceptions, flowfilter, http
 from mitmproxy.net.http import url
@@ -57,6 +60,7 @@ class CorsAddon:
         self.noted: set[tuple[str, ...]] = set()
         self.watcher: asyncio.Task | None = None
         self.is_running = False
+        self.unreachable = UnreachableUpstreams()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -96,6 +100,12 @@ class CorsAddon:
                 "cors: connection_strategy is eager: in reverse mode and for HTTPS, mitmproxy connects "
                 "to the API before a preflight can be answered, so preflights fail while the API is down; "
                 "start with --set connection_strategy=lazy to answer them regardless"
+            )
+        if listens_on_all_interfaces():
+            logger.warning(
+                "cors: mitmproxy listens on all network interfaces: anyone who can reach this machine can "
+                "use the proxy, and your CORS rules let their pages read the APIs they name; "
+                "start it with --listen-host 127.0.0.1"
             )
         if self.watcher is None:
             self.watcher = asyncio.get_running_loop().create_task(self.watch(), name="cors rules watcher")
@@ -206,11 +216,48 @@ class CorsAddon:
                 request.headers["origin"] = rule.upstream_origin
         add_comment(flow, f"cors: rule {rule.name!r}: {decision.kind.value}")
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow):
         decision = self.decisions.get(flow)
-        if decision is None or decision.kind is not Kind.ANSWER_PREFLIGHT or flow.response:
+        if decision is None or flow.response:
+            return None
+        if decision.kind is Kind.ANSWER_PREFLIGHT:
+            flow.response = preflight_response(decision)
+        elif self.unreachable.failures and decision.kind in (Kind.CORS, Kind.FORWARD_PREFLIGHT):
+            address = (flow.request.host, flow.request.port)
+            if address in self.unreachable.failures:
+                return self.answer_if_unreachable(flow, decision, address)  # mitmproxy awaits it
+        return None
+
+    async def answer_if_unreachable(self, flow: http.HTTPFlow, decision: Decision, address: tuple[str, int]) -> None:
+        """The upstream failed before: check it now, and if it is still down answer
+        with a readable error the page's JavaScript can see (mitmproxy's own error
+        page carries no CORS headers, so the browser would report a CORS failure)."""
+        failure = await self.unreachable.check(address, flow.request.scheme == "https", flow.request.host)
+        if failure is None:
             return
-        flow.response = preflight_response(decision)
+        if decision.kind is Kind.FORWARD_PREFLIGHT:
+            flow.response = preflight_response(decision)  # so the actual request can show the error
+            return
+        flow.response = unreachable_response(decision, address, failure)
+        add_comment(flow, f"cors: {address[0]}:{address[1]} unreachable ({failure.reason}): answered {failure.status}")
+
+    # -- upstream connection events (they feed `unreachable`) --------------
+
+    def server_connect_error(self, data) -> None:
+        if data.server.address:
+            self.unreachable.failed(tuple(data.server.address[:2]), data.server.error or "connection failed", tls=False)
+
+    def server_connected(self, data) -> None:
+        if self.unreachable.failures and data.server.address:
+            self.unreachable.reached(tuple(data.server.address[:2]), tls=False)
+
+    def tls_failed_server(self, data) -> None:
+        if data.conn.address:
+            self.unreachable.failed(tuple(data.conn.address[:2]), data.conn.error or "TLS handshake failed", tls=True)
+
+    def tls_established_server(self, data) -> None:
+        if self.unreachable.failures and data.conn.address:
+            self.unreachable.reached(tuple(data.conn.address[:2]), tls=True)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         decision = self.decisions.get(flow)
@@ -241,6 +288,101 @@ class CorsAddon:
         if len(self.noted) < NOTE_LIMIT:
             self.noted.add(key)
         logger.info(message)
+
+
+def listens_on_all_interfaces() -> bool:
+    options = ctx.options
+    if getattr(options, "listen_host", "127.0.0.1") in ("", "0.0.0.0", "::"):
+        return True
+    # A mode may name its own address: reverse:http://x@0.0.0.0:8080
+    return any(m.rsplit("@", 1)[-1].startswith(("0.0.0.0", "[::]", "::")) for m in getattr(options, "mode", ()) if "@" in m)
+
+
+class Failure(NamedTuple):
+    reason: str
+    status: int  # 502, or 504 when the upstream did not answer in time
+
+
+class UnreachableUpstreams:
+    """Upstreams mitmproxy failed to reach, until a connection to them succeeds again.
+
+    Only these are checked before a matched request is forwarded, so a healthy
+    upstream costs no extra connection.
+    """
+
+    def __init__(self) -> None:
+        self.failures: dict[tuple[str, int], tuple[str, bool]] = {}  # address -> (reason, over TLS)
+
+    def failed(self, address: tuple[str, int], reason: str, tls: bool) -> None:
+        if address not in self.failures:
+            host, port = address
+            logger.warning(
+                f"cors: mitmproxy cannot reach {host}:{port}: {reason}. The browser reports this request as a "
+                "CORS error, because mitmproxy's own error page carries no CORS headers; from now on, while "
+                f"{host}:{port} stays down, the addon answers its matched requests with a readable "
+                f"502 (or 504) saying why"
+            )
+        if len(self.failures) < 1000:
+            self.failures[address] = (reason, tls)
+
+    def reached(self, address: tuple[str, int], tls: bool) -> None:
+        failure = self.failures.get(address)
+        if failure is not None and (tls or not failure[1]):
+            del self.failures[address]
+            logger.info(f"cors: {address[0]}:{address[1]} is reachable again")
+
+    async def check(self, address: tuple[str, int], use_tls: bool, server_name: str) -> Failure | None:
+        """None if `address` can be reached now (and the failure is forgotten)."""
+        reason, tls_failed = self.failures.get(address, ("", False))
+        context = upstream_tls_context() if use_tls and tls_failed else None
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(*address, ssl=context, server_hostname=server_name if context else None),
+                PROBE_SECONDS,
+            )
+        except (TimeoutError, asyncio.TimeoutError):
+            return Failure(f"no answer within {PROBE_SECONDS:g} s", 504)
+        except ssl.SSLError as e:
+            return Failure(f"TLS handshake failed: {e.reason or e}", 502)
+        except ConnectionRefusedError:
+            return Failure("connection refused (is the API running?)", 502)
+        except socket.gaierror as e:
+            return Failure(f"DNS lookup of {address[0]} failed: {e.strerror}", 502)
+        except OSError as e:
+            return Failure(e.strerror or str(e), 502)
+        writer.close()
+        self.failures.pop(address, None)
+        logger.info(f"cors: {address[0]}:{address[1]} is reachable again")
+        return None
+
+
+PROBE_SECONDS = 3.0
+
+
+def upstream_tls_context() -> ssl.SSLContext:
+    """Verification as mitmproxy's options set it, for checking an upstream whose TLS failed."""
+    options = ctx.options
+    if getattr(options, "ssl_insecure", False):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    cafile = getattr(options, "ssl_verify_upstream_trusted_ca", None) or None
+    cadir = getattr(options, "ssl_verify_upstream_trusted_confdir", None) or None
+    return ssl.create_default_context(cafile=cafile, capath=cadir)
+
+
+def unreachable_response(decision: Decision, address: tuple[str, int], failure: Failure) -> http.Response:
+    host, port = address
+    body = (
+        f"cors-addon: mitmproxy could not reach {host}:{port}: {failure.reason}.\n"
+        "This answer comes from the proxy, not from the API; it was checked again just now.\n"
+    ).encode()
+    fields = ((b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", str(len(body)).encode()))
+    fields, _ = policy.response_fields(decision, fields)
+    response = http.Response.make(failure.status, body)
+    response.headers.fields = fields
+    return response
 
 
 def read_rules(path: str) -> RuleSet | str | None:

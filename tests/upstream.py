@@ -111,13 +111,18 @@ class Handler(BaseHTTPRequestHandler):
 class Upstream(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
-        super().__init__((host, 0), Handler)
+    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None, port: int = 0) -> None:
+        super().__init__((host, port), Handler)
         if tls is not None:
             # The handshake happens on first read, in the handler thread, not in accept().
             self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.recorder = Recorder()
+        self.connections = 0  # TCP connections accepted
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def get_request(self):
+        self.connections += 1
+        return super().get_request()
 
     @property
     def port(self) -> int:
