@@ -12,7 +12,8 @@ MITMPROXY ?= mitmproxy>=11,<13
 VENV ?= .venv
 PORT ?= 8080
 ARGS ?=
-TEST_DEPS = pytest>=8 pytest-asyncio>=0.24 hypothesis>=6 playwright>=1.45
+# Installed with mitmproxy in one resolve, so they cannot upgrade what mitmproxy pins (h11).
+TEST_DEPS = pytest>=8 pytest-asyncio>=0.24 hypothesis>=6 playwright>=1.45 httpx[http2]>=0.27
 
 .PHONY: run test bench clean
 
@@ -26,7 +27,7 @@ $(VENV)/.run-deps: $(VENV)/bin/python Makefile
 	@touch $@
 
 $(VENV)/.test-deps: $(VENV)/.run-deps
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(foreach d,$(TEST_DEPS),"$(d)")
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(MITMPROXY)" $(foreach d,$(TEST_DEPS),"$(d)")
 	@touch $@
 
 run: $(VENV)/.run-deps
