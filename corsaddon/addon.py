@@ -126,7 +126,7 @@ class CorsAddon:
 
     def apply(self, path: str, signature, result: RuleSet | str | None) -> str | None:
         self.loaded_signature = signature
-        kept = f"keeping the {self.ruleset.summary()}" if self.ruleset.rules else "no rules in force"
+        kept = f"keeping the {self.ruleset.summary()}" if self.ruleset.active else "no rules in force"
         if signature is None:
             logger.warning(f"cors: {path} not found; {kept}; it is read as soon as it appears")
             return None
@@ -245,7 +245,9 @@ class CorsAddon:
 
     def server_connect_error(self, data) -> None:
         if data.server.address:
-            self.unreachable.failed(tuple(data.server.address[:2]), data.server.error or "connection failed", tls=False)
+            address = tuple(data.server.address[:2])
+            reason = data.server.error or "connection failed"
+            self.unreachable.failed(address, reason, tls=False, ruled=self.ruleset.covers(*address))
 
     def server_connected(self, data) -> None:
         if self.unreachable.failures and data.server.address:
@@ -253,7 +255,9 @@ class CorsAddon:
 
     def tls_failed_server(self, data) -> None:
         if data.conn.address:
-            self.unreachable.failed(tuple(data.conn.address[:2]), data.conn.error or "TLS handshake failed", tls=True)
+            address = tuple(data.conn.address[:2])
+            reason = data.conn.error or "TLS handshake failed"
+            self.unreachable.failed(address, reason, tls=True, ruled=self.ruleset.covers(*address))
 
     def tls_established_server(self, data) -> None:
         if self.unreachable.failures and data.conn.address:
@@ -313,10 +317,12 @@ class UnreachableUpstreams:
     def __init__(self) -> None:
         self.failures: dict[tuple[str, int], tuple[str, bool]] = {}  # address -> (reason, over TLS)
 
-    def failed(self, address: tuple[str, int], reason: str, tls: bool) -> None:
+    def failed(self, address: tuple[str, int], reason: str, tls: bool, ruled: bool) -> None:
+        """`ruled`: a rule names this host, so the user should hear about it (else debug)."""
         if address not in self.failures:
             host, port = address
-            logger.warning(
+            logger.log(
+                logging.WARNING if ruled else logging.DEBUG,
                 f"cors: mitmproxy cannot reach {host}:{port}: {reason}. The browser reports this request as a "
                 "CORS error, because mitmproxy's own error page carries no CORS headers; from now on, while "
                 f"{host}:{port} stays down, the addon answers its matched requests with a readable "

@@ -232,6 +232,10 @@ class RuleSet:
             return rule
         return None
 
+    def covers(self, host: str, port: int) -> bool:
+        """Whether some enabled rule names this host (paths and filters aside)."""
+        return bool(self.active) and bool(self._candidates.get(((host, port),)) or self._lookup(((host, port),)))
+
     def _lookup(self, names: tuple[HostKey, ...]) -> tuple[Rule, ...]:
         found: dict[int, Rule] = {r.index: r for r in self._everywhere}
         for host, port in names:

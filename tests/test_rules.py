@@ -309,3 +309,10 @@ def test_file_reading(tmp_path):
     path.write_bytes(b"#" * (9 * 1024 * 1024))
     with pytest.raises(RulesError, match="larger than 8 MB"):
         parse_file(str(path), no_filter)
+
+
+def test_covers_says_whether_a_rule_names_a_host():
+    rs = rules('[[rules]]\nhosts = ["api.example.com", "*.svc.example"]\npaths = ["/v1/*"]')
+    assert rs.covers("api.example.com", 443) and rs.covers("a.svc.example", 80)
+    assert not rs.covers("other.example", 443)
+    assert not rules('enabled = false\n[[rules]]\nhosts = ["api.example.com"]').covers("api.example.com", 443)
