@@ -54,7 +54,7 @@ def run(rounds: int = 5) -> dict:
             proxy.stop()
         nginx.stop()
     base = results["plain"]
-    ratios = {name: [v / b for v, b in zip(values, base)] for name, values in results.items()}
+    ratios = {name: [v / b for v, b in zip(values, base, strict=True)] for name, values in results.items()}
     control = ratios["plain (control)"]
     return {
         "rps": {name: median(values) for name, values in results.items()},

@@ -22,7 +22,7 @@ def _name(common_name: str) -> x509.Name:
 
 def make_server_cert(directory: Path, ip: str) -> tuple[Path, ssl.SSLContext]:
     """A test CA (written to ca.pem, for mitmproxy to trust) and a server context for `ip`."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()

@@ -43,7 +43,7 @@ class Recorder:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes
-    server: "Upstream"
+    server: Upstream
 
     def log_message(self, format, *args) -> None:  # keep test output clean
         pass
@@ -128,7 +128,7 @@ class Upstream(ThreadingHTTPServer):
     def port(self) -> int:
         return self.server_address[1]
 
-    def __enter__(self) -> "Upstream":
+    def __enter__(self) -> Upstream:
         self.thread.start()
         return self
 
