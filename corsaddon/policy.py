@@ -1,8 +1,9 @@
 """The CORS decisions: what a matched flow gets, and the headers that go with it.
 
-Pure: works on strings and lists of header names; the mitmproxy glue reads them
-off the flow and applies the results. One small function per header group, as in
-expressjs/cors; everything that does not depend on the request is on the Rule.
+Pure: works on strings and on raw header fields (tuples of bytes pairs, as
+mitmproxy keeps them), which the glue takes off the flow and puts back, one pass
+each way. One small function per header group, as in expressjs/cors; everything
+that does not depend on the request is worked out once, on the Rule.
 """
 
 from __future__ import annotations
