@@ -5,6 +5,7 @@ that shows how noisy the machine is)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -18,7 +19,21 @@ SECONDS = 5
 CONNECTIONS = 8
 
 
-def wrk(port: int, seconds: int = SECONDS) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(proxy: Mitmdump) -> tuple[float, float]:
+    """(requests per second, mitmdump's CPU µs per request) for one wrk run. CPU time per
+    request hardly depends on what else the machine is doing; requests per second does."""
+    before = cpu_seconds(proxy.process.pid)
+    rps, total = wrk(proxy.port, with_total=True)
+    return rps, (cpu_seconds(proxy.process.pid) - before) / total * 1e6
+
+
+def wrk(port: int, seconds: int = SECONDS, with_total: bool = False):
     """Requests per second from wrk against 127.0.0.1:port (bounded in time)."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-H", f"Origin: {ORIGIN}", f"http://127.0.0.1:{port}/api"],
@@ -27,10 +42,11 @@ def wrk(port: int, seconds: int = SECONDS) -> float:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
     if errors:
         raise RuntimeError(f"wrk saw errors:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return (rps, int(re.search(r"(\d+) requests in", out).group(1))) if with_total else rps
 
 
-def run(rounds: int = 5) -> dict:
+def run(rounds: int = 7) -> dict:
     directory = Path(tempfile.mkdtemp(prefix="cors-bench-throughput-"))
     nginx = Nginx(directory / "nginx", free_port())
     upstream = f"reverse:http://127.0.0.1:{nginx.port}"
@@ -48,11 +64,13 @@ def run(rounds: int = 5) -> dict:
         for proxy in proxies.values():
             proxy.start()
             wrk(proxy.port, 1)  # warm up
-        results = interleaved({name: (lambda p=p: wrk(p.port)) for name, p in proxies.items()}, rounds)
+        measured = interleaved({name: (lambda p=p: measure(p)) for name, p in proxies.items()}, rounds)
     finally:
         for proxy in proxies.values():
             proxy.stop()
         nginx.stop()
+    results = {name: [rps for rps, _ in values] for name, values in measured.items()}
+    cpu = {name: median([us for _, us in values]) for name, values in measured.items()}
     base = results["plain"]
     ratios = {name: [v / b for v, b in zip(values, base, strict=True)] for name, values in results.items()}
     control = ratios["plain (control)"]
@@ -60,6 +78,7 @@ def run(rounds: int = 5) -> dict:
         "rps": {name: median(values) for name, values in results.items()},
         "ratio": {name: median(values) for name, values in ratios.items()},
         "spread": (min(control), max(control)),
+        "cpu_us": cpu,
         "rounds": rounds,
     }
 
@@ -70,10 +89,10 @@ def report(result: dict) -> list[str]:
     lines = [
         f"End-to-end through mitmdump (reverse mode to nginx, wrk -c{CONNECTIONS}, {SECONDS} s runs, "
         f"median of {result['rounds']} interleaved rounds)",
-        f"  {'variant':<20} {'req/s':>8} {'vs plain':>9}",
+        f"  {'variant':<20} {'req/s':>8} {'vs plain':>9} {'mitmdump CPU µs/request':>24}",
     ]
     for name, rps in result["rps"].items():
-        lines.append(f"  {name:<20} {rps:>8.0f} {result['ratio'][name]:>8.3f}x")
+        lines.append(f"  {name:<20} {rps:>8.0f} {result['ratio'][name]:>8.3f}x {result['cpu_us'][name]:>24.0f}")
     inside = addon >= low
     lines += [
         f"  plain/plain spread (noise): {low:.3f}x .. {high:.3f}x",
