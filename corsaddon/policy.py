@@ -34,7 +34,7 @@ class Kind(Enum):
 Fields = tuple[tuple[bytes, bytes], ...]  # raw header fields, as mitmproxy keeps them
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: frozen __init__ costs a µs per flow
 class CorsRequest:
     """The request headers CORS decisions read, taken in one pass over the raw fields."""
 
@@ -71,7 +71,7 @@ class CorsRequest:
 NO_CORS_HEADERS = CorsRequest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     """What the addon does with one flow, fixed when its request headers arrive."""
 
@@ -158,7 +158,7 @@ def preflight_fields(decision: Decision) -> Fields:
     if fields is None:
         if len(answers) >= CACHE_LIMIT:
             answers.clear()
-        fields, _ = rewrite_fields((), preflight_headers(decision), preflight_vary(decision.rule))
+        fields, _ = rewrite_fields((), encode(preflight_headers(decision)), preflight_vary(decision.rule))
         answers[key] = fields
     return fields
 
@@ -170,16 +170,27 @@ def response_fields(decision: Decision, fields: Fields) -> tuple[Fields, list[st
     if decision.kind is Kind.STRIP:
         return rewrite_fields(fields, (), ())
     if decision.kind is Kind.FORWARD_PREFLIGHT:
-        return rewrite_fields(fields, preflight_headers(decision), preflight_vary(rule))
-    names: Iterable[str] = ()
+        return rewrite_fields(fields, encode(preflight_headers(decision)), preflight_vary(rule))
     if rule.expose_headers is None and decision.allow_origin is not None:
         names = [name.decode("latin-1") for name, _ in fields]
-    return rewrite_fields(fields, response_headers(decision, names), response_vary(rule))
+        return rewrite_fields(fields, encode(response_headers(decision, names)), response_vary(rule))
+    # Otherwise the headers depend on the origin alone: encode them once per origin.
+    answers = rule.response_cache()
+    cors = answers.get(decision.allow_origin)
+    if cors is None:
+        if len(answers) >= CACHE_LIMIT:
+            answers.clear()
+        cors = answers[decision.allow_origin] = encode(response_headers(decision, ()))
+    return rewrite_fields(fields, cors, response_vary(rule))
 
 
-def rewrite_fields(
-    fields: Fields, cors: Sequence[tuple[str, str]], vary: Sequence[str]
-) -> tuple[Fields, list[str]]:
+def encode(headers: Iterable[tuple[str, str]]) -> Fields:
+    """Header pairs as raw fields. Every value the policy makes is ASCII: validated
+    tokens and origins, or numbers."""
+    return tuple((name.encode("ascii"), value.encode("ascii")) for name, value in headers)
+
+
+def rewrite_fields(fields: Fields, cors: Fields, vary: Sequence[str]) -> tuple[Fields, list[str]]:
     """One pass: drop every Access-Control-* field, merge `vary` into the first Vary
     field (dropping later ones), append `cors`. Returns the fields and the names dropped."""
     kept: list[tuple[bytes, bytes]] = []
@@ -201,8 +212,7 @@ def rewrite_fields(
         if len(vary_at) > 1:
             later = set(vary_at[1:])
             kept = [f for i, f in enumerate(kept) if i not in later]
-    for name, value in cors:
-        kept.append((name.encode("ascii"), value.encode("ascii")))
+    kept.extend(cors)
     if merged is not None and not vary_at:
         kept.append((b"Vary", merged.encode("latin-1")))
     return tuple(kept), removed

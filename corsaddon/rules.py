@@ -92,11 +92,13 @@ class Rule:
     # and preflights over and over. Bounded, and gone with the rule at reload.
     origin_answers: dict[str, str | None] | None = field(init=False)
     preflight_answers: dict[Any, Any] | None = field(init=False)
+    response_answers: dict[Any, Any] | None = field(init=False)
 
     def __post_init__(self) -> None:
         s = object.__setattr__
         s(self, "origin_answers", None)  # made on first use: most of 10,000 rules never see a flow
         s(self, "preflight_answers", None)
+        s(self, "response_answers", None)
         any_origin = "*" in self.allow_origins
         s(self, "any_origin", any_origin)
         s(self, "wildcard_answer", any_origin and not self.allow_credentials)
@@ -144,6 +146,12 @@ class Rule:
         if self.preflight_answers is None:
             object.__setattr__(self, "preflight_answers", {})
         return self.preflight_answers  # type: ignore[return-value]
+
+    def response_cache(self) -> dict[Any, Any]:
+        """Response CORS headers already encoded for this rule, by origin (see policy.response_fields)."""
+        if self.response_answers is None:
+            object.__setattr__(self, "response_answers", {})
+        return self.response_answers  # type: ignore[return-value]
 
     def matches_path(self, path: str) -> bool:
         if not self.paths:
