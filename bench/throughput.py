@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.proxy import Mitmdump, free_port
 
-from .common import ORIGIN, Nginx, interleaved, median, write_rules
+from .common import ORIGIN, Nginx, interleaved, median, pin, write_rules
 
 SECONDS = 5
 CONNECTIONS = 8
@@ -36,7 +36,7 @@ def measure(proxy: Mitmdump) -> tuple[float, float]:
 def wrk(port: int, seconds: int = SECONDS, with_total: bool = False):
     """Requests per second from wrk against 127.0.0.1:port (bounded in time)."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-H", f"Origin: {ORIGIN}", f"http://127.0.0.1:{port}/api"],
+        [*pin(0), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-H", f"Origin: {ORIGIN}", f"http://127.0.0.1:{port}/api"],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
     ).stdout  # fmt: skip
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", out)
@@ -48,16 +48,17 @@ def wrk(port: int, seconds: int = SECONDS, with_total: bool = False):
 
 def run(rounds: int = 7) -> dict:
     directory = Path(tempfile.mkdtemp(prefix="cors-bench-throughput-"))
-    nginx = Nginx(directory / "nginx", free_port())
+    nginx = Nginx(directory / "nginx", free_port(), prefix=pin(0))
     upstream = f"reverse:http://127.0.0.1:{nginx.port}"
     common = ["--mode", upstream, "--set", "flow_detail=0"]
     rules = write_rules(directory / "rules.toml", 100, target_host="127.0.0.1")
+    cpu = pin(1)  # mitmdump on its own CPU; wrk and nginx share the other
     proxies = {
-        "plain": Mitmdump(None, directory / "c1", *common),
-        "plain (control)": Mitmdump(None, directory / "c2", *common),
-        "addon, 100 rules": Mitmdump(rules, directory / "c3", *common),
+        "plain": Mitmdump(None, directory / "c1", *common, prefix=cpu),
+        "plain (control)": Mitmdump(None, directory / "c2", *common, prefix=cpu),
+        "addon, 100 rules": Mitmdump(rules, directory / "c3", *common, prefix=cpu),
         "modify_headers": Mitmdump(
-            None, directory / "c4", *common, "--set", "modify_headers=|~s|Access-Control-Allow-Origin|*"
+            None, directory / "c4", *common, "--set", "modify_headers=|~s|Access-Control-Allow-Origin|*", prefix=cpu
         ),
     }
     try:
@@ -87,7 +88,7 @@ def report(result: dict) -> list[str]:
     low, high = result["spread"]
     addon, modify = result["ratio"]["addon, 100 rules"], result["ratio"]["modify_headers"]
     lines = [
-        f"End-to-end through mitmdump (reverse mode to nginx, wrk -c{CONNECTIONS}, {SECONDS} s runs, "
+        f"End-to-end through mitmdump (reverse mode to nginx, wrk -c{CONNECTIONS}, {SECONDS} s runs, mitmdump on its own CPU, "
         f"median of {result['rounds']} interleaved rounds)",
         f"  {'variant':<20} {'req/s':>8} {'vs plain':>9} {'mitmdump CPU µs/request':>24}",
     ]

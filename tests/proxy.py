@@ -24,13 +24,17 @@ def free_port() -> int:
 class Mitmdump:
     """mitmdump on 127.0.0.1 with the addon; its output is collected for assertions."""
 
-    def __init__(self, rules: Path | None, confdir: Path, *args: str, lazy: bool = True) -> None:
-        """With `rules`, mitmdump runs the addon on that rules file; with None, plain mitmdump."""
+    def __init__(
+        self, rules: Path | None, confdir: Path, *args: str, lazy: bool = True, prefix: tuple[str, ...] = ()
+    ) -> None:
+        """With `rules`, mitmdump runs the addon on that rules file; with None, plain mitmdump.
+        `prefix` goes before the command (the benchmark pins mitmdump to a CPU with taskset)."""
         self.port = free_port()
         self.rules = rules
         self.confdir = confdir
         addon = ["-s", str(ROOT / "cors_addon.py"), "--set", f"cors_rules={rules}"] if rules else []
         command = [
+            *prefix,
             MITMDUMP,
             *addon,
             "--listen-host", "127.0.0.1",
