@@ -244,20 +244,20 @@ class CorsAddon:
     # -- upstream connection events (they feed `unreachable`) --------------
 
     def server_connect_error(self, data) -> None:
-        if data.server.address:
-            address = tuple(data.server.address[:2])
-            reason = data.server.error or "connection failed"
-            self.unreachable.failed(address, reason, tls=False, ruled=self.ruleset.covers(*address))
+        self.connection_failed(data.server, "connection failed", tls=False)
 
     def server_connected(self, data) -> None:
         if self.unreachable.failures and data.server.address:
             self.unreachable.reached(tuple(data.server.address[:2]), tls=False)
 
     def tls_failed_server(self, data) -> None:
-        if data.conn.address:
-            address = tuple(data.conn.address[:2])
-            reason = data.conn.error or "TLS handshake failed"
-            self.unreachable.failed(address, reason, tls=True, ruled=self.ruleset.covers(*address))
+        self.connection_failed(data.conn, "TLS handshake failed", tls=True)
+
+    def connection_failed(self, server, fallback_reason: str, tls: bool) -> None:
+        if server.address:
+            address = tuple(server.address[:2])
+            ruled = self.ruleset.covers(*address)
+            self.unreachable.failed(address, server.error or fallback_reason, tls=tls, ruled=ruled)
 
     def tls_established_server(self, data) -> None:
         if self.unreachable.failures and data.conn.address:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .patterns import header_list, is_token
-from .rules import CACHE_LIMIT, Rule
+from .rules import Rule, remember
 
 # Response headers a script can read without Access-Control-Expose-Headers.
 SAFELISTED_RESPONSE = frozenset(
@@ -152,14 +152,12 @@ def _origin_headers(decision: Decision) -> list[tuple[str, str]]:
 
 def preflight_fields(decision: Decision) -> Fields:
     """The header fields of a preflight answered locally."""
-    answers = decision.rule.preflight_cache()
+    answers = decision.rule.cache("preflight")
     key = (decision.allow_origin, decision.request)
     fields = answers.get(key)
     if fields is None:
-        if len(answers) >= CACHE_LIMIT:
-            answers.clear()
         fields, _ = rewrite_fields((), encode(preflight_headers(decision)), preflight_vary(decision.rule))
-        answers[key] = fields
+        remember(answers, key, fields)
     return fields
 
 
@@ -175,12 +173,10 @@ def response_fields(decision: Decision, fields: Fields) -> tuple[Fields, list[st
         names = [name.decode("latin-1") for name, _ in fields]
         return rewrite_fields(fields, encode(response_headers(decision, names)), response_vary(rule))
     # Otherwise the headers depend on the origin alone: encode them once per origin.
-    answers = rule.response_cache()
+    answers = rule.cache("response")
     cors = answers.get(decision.allow_origin)
     if cors is None:
-        if len(answers) >= CACHE_LIMIT:
-            answers.clear()
-        cors = answers[decision.allow_origin] = encode(response_headers(decision, ()))
+        cors = remember(answers, decision.allow_origin, encode(response_headers(decision, ())))
     return rewrite_fields(fields, cors, response_vary(rule))
 
 

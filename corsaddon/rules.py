@@ -88,17 +88,13 @@ class Rule:
     headers_value: str = field(init=False)
     expose_value: str = field(init=False)
     max_age_value: str = field(init=False)
-    # Per-request results worth remembering: browsers send the same few origins
-    # and preflights over and over. Bounded, and gone with the rule at reload.
-    origin_answers: dict[str, str | None] | None = field(init=False)
-    preflight_answers: dict[Any, Any] | None = field(init=False)
-    response_answers: dict[Any, Any] | None = field(init=False)
+    # Per-request results worth remembering, by kind ("origin", "preflight", "response"):
+    # browsers send the same few origins and preflights over and over. Gone with the rule at reload.
+    caches: dict[str, dict[Any, Any]] | None = field(init=False)
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        s(self, "origin_answers", None)  # made on first use: most of 10,000 rules never see a flow
-        s(self, "preflight_answers", None)
-        s(self, "response_answers", None)
+        s(self, "caches", None)  # made on first use: most of 10,000 rules never see a flow
         any_origin = "*" in self.allow_origins
         s(self, "any_origin", any_origin)
         s(self, "wildcard_answer", any_origin and not self.allow_credentials)
@@ -114,16 +110,10 @@ class Rule:
     def allowed_origin(self, origin: str) -> str | None:
         """The `Access-Control-Allow-Origin` value for this origin, or None when
         the rule does not allow it (`origin` is the one `Origin` header)."""
-        answers = self.origin_answers
-        if answers is None:
-            answers = {}
-            object.__setattr__(self, "origin_answers", answers)
-        elif origin in answers:
+        answers = self.cache("origin")
+        if origin in answers:
             return answers[origin]
-        elif len(answers) >= CACHE_LIMIT:
-            answers.clear()
-        answers[origin] = answer = self._allowed_origin(origin)
-        return answer
+        return remember(answers, origin, self._allowed_origin(origin))
 
     def _allowed_origin(self, origin: str) -> str | None:
         if not is_browser_origin(origin):
@@ -141,17 +131,16 @@ class Rule:
                 return origin
         return None
 
-    def preflight_cache(self) -> dict[Any, Any]:
-        """Preflight answers already worked out for this rule (see policy.preflight_fields)."""
-        if self.preflight_answers is None:
-            object.__setattr__(self, "preflight_answers", {})
-        return self.preflight_answers  # type: ignore[return-value]
-
-    def response_cache(self) -> dict[Any, Any]:
-        """Response CORS headers already encoded for this rule, by origin (see policy.response_fields)."""
-        if self.response_answers is None:
-            object.__setattr__(self, "response_answers", {})
-        return self.response_answers  # type: ignore[return-value]
+    def cache(self, kind: str) -> dict[Any, Any]:
+        """This rule's answers of one kind already worked out (fill it with `remember`)."""
+        caches = self.caches
+        if caches is None:
+            caches = {}
+            object.__setattr__(self, "caches", caches)
+        answers = caches.get(kind)
+        if answers is None:
+            answers = caches[kind] = {}
+        return answers
 
     def matches_path(self, path: str) -> bool:
         if not self.paths:
@@ -160,6 +149,14 @@ class Rule:
             if glob.match(path):
                 return True
         return False
+
+
+def remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Store `value` in a bounded cache (emptied when full) and return it."""
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 @functools.lru_cache(maxsize=1024)
@@ -259,11 +256,7 @@ class RuleSet:
                     found[rule.index] = rule
                 for rule in self._suffix_port.get((parent, port), ()):
                     found[rule.index] = rule
-        candidates = tuple(found[i] for i in sorted(found))
-        if len(self._candidates) >= CACHE_LIMIT:
-            self._candidates.clear()
-        self._candidates[names] = candidates
-        return candidates
+        return remember(self._candidates, names, tuple(found[i] for i in sorted(found)))
 
     def summary(self) -> str:
         if not self.enabled:
