@@ -29,12 +29,12 @@ def measure(proxy: Mitmdump) -> tuple[float, float]:
     """(requests per second, mitmdump's CPU µs per request) for one wrk run. CPU time per
     request hardly depends on what else the machine is doing; requests per second does."""
     before = cpu_seconds(proxy.process.pid)
-    rps, total = wrk(proxy.port, with_total=True)
+    rps, total = wrk(proxy.port)
     return rps, (cpu_seconds(proxy.process.pid) - before) / total * 1e6
 
 
-def wrk(port: int, seconds: int = SECONDS, with_total: bool = False):
-    """Requests per second from wrk against 127.0.0.1:port (bounded in time)."""
+def wrk(port: int, seconds: int = SECONDS) -> tuple[float, int]:
+    """(requests per second, requests in all) from wrk against 127.0.0.1:port, bounded in time."""
     out = subprocess.run(
         [*pin(0), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-H", f"Origin: {ORIGIN}", f"http://127.0.0.1:{port}/api"],
         capture_output=True, text=True, timeout=seconds + 30, check=True,
@@ -43,7 +43,7 @@ def wrk(port: int, seconds: int = SECONDS, with_total: bool = False):
     if errors:
         raise RuntimeError(f"wrk saw errors:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return (rps, int(re.search(r"(\d+) requests in", out).group(1))) if with_total else rps
+    return rps, int(re.search(r"(\d+) requests in", out).group(1))
 
 
 def run(rounds: int = 7) -> dict:
