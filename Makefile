@@ -1,5 +1,6 @@
 # make run   start mitmdump with the addon on 127.0.0.1:8080 (sets everything up first)
 # make test  run the test suite (sets everything up first)
+# make lint  ruff check and ruff format --check
 # make bench measure the addon's cost (needs wrk and nginx; installs them with apt-get as root)
 #
 # PYTHON=/path/to/python3.x  choose the interpreter (default: the newest Python >= 3.11 found)
@@ -12,10 +13,12 @@ MITMPROXY ?= mitmproxy>=11,<13
 VENV ?= .venv
 PORT ?= 8080
 ARGS ?=
-# Installed with mitmproxy in one resolve, so they cannot upgrade what mitmproxy pins (h11).
-TEST_DEPS = pytest>=8 pytest-asyncio>=0.24 hypothesis>=6 playwright>=1.45 httpx[http2]>=0.27
+# The test and lint tools: pyproject.toml's optional dependencies, installed with mitmproxy in one
+# resolve, so they cannot upgrade what mitmproxy pins (h11).
+DEV_DEPS = import tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]; \
+	print("\n".join(r for group in ("test", "lint") for r in extras[group]))
 
-.PHONY: run test bench clean
+.PHONY: run test lint bench clean
 
 $(VENV)/bin/python:
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 found; pass PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -26,8 +29,9 @@ $(VENV)/.run-deps: $(VENV)/bin/python Makefile
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(MITMPROXY)"
 	@touch $@
 
-$(VENV)/.test-deps: $(VENV)/.run-deps
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(MITMPROXY)" $(foreach d,$(TEST_DEPS),"$(d)")
+$(VENV)/.test-deps: $(VENV)/.run-deps pyproject.toml
+	$(VENV)/bin/python -c '$(DEV_DEPS)' | \
+		xargs $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(MITMPROXY)"
 	@touch $@
 
 run: $(VENV)/.run-deps
@@ -37,6 +41,10 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.test-deps
 	@$(VENV)/bin/mitmdump --version | head -2
 	$(VENV)/bin/python -m pytest
+
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(VENV)/.test-deps
 	tools/apt-install-missing wrk:wrk nginx:nginx-light

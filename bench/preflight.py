@@ -60,8 +60,15 @@ def burst(api_port: int, proxy_port: int | None, parallel: int) -> float:
             local.conn = http.client.HTTPConnection("127.0.0.1", proxy_port or api_port, timeout=30)
         path = f"/items/{i}?t={time.monotonic_ns()}"  # every URL pays its own preflight
         target = base + path if proxy_port else path
-        local.conn.request("OPTIONS", target, headers={
-            "Origin": ORIGIN, "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"})
+        local.conn.request(
+            "OPTIONS",
+            target,
+            headers={
+                "Origin": ORIGIN,
+                "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
         reply = local.conn.getresponse()
         reply.read()
         assert 200 <= reply.status < 300 and reply.getheader("Access-Control-Allow-Origin") == ORIGIN, reply.status

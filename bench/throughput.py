@@ -88,7 +88,8 @@ def report(result: dict) -> list[str]:
     low, high = result["spread"]
     addon, modify = result["ratio"]["addon, 100 rules"], result["ratio"]["modify_headers"]
     lines = [
-        f"End-to-end through mitmdump (reverse mode to nginx, wrk -c{CONNECTIONS}, {SECONDS} s runs, mitmdump on its own CPU, "
+        f"End-to-end through mitmdump (reverse mode to nginx, wrk -c{CONNECTIONS}, {SECONDS} s runs, "
+        "mitmdump on its own CPU, "
         f"median of {result['rounds']} interleaved rounds)",
         f"  {'variant':<20} {'req/s':>8} {'vs plain':>9} {'mitmdump CPU µs/request':>24}",
     ]

@@ -218,7 +218,11 @@ def test_strip_makes_an_api_with_cors_fail(browser, direct, servers):
 def test_https_api_through_connect_interception(browser, servers):
     assert body(browser.fetch(servers["page"], servers["tls"] + "/tls-get"))["path"] == "/tls-get"
     post = browser.fetch(
-        servers["page"], servers["tls"] + "/tls-post", method="POST", headers={"Content-Type": "application/json"}, body="{}"
+        servers["page"],
+        servers["tls"] + "/tls-post",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+        body="{}",
     )
     assert body(post)["method"] == "POST"
     assert servers["tls_api"].recorder.methods("/tls-post") == ["POST"]
