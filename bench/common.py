@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ORIGIN = "http://localhost:3000"
+from tests.flows import LOCAL as ORIGIN  # noqa: F401  (the page origin the benchmarks send)
 
 
 def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:

@@ -1,6 +1,9 @@
 """cors-addon: a mitmproxy addon that injects or strips CORS headers for chosen hosts.
 
-`rules`, `patterns` and `policy` are the pure core (no mitmproxy import);
-`addon` is the mitmproxy glue. `cors_addon.py` at the project root is the file
-to pass to `mitmdump -s`.
+The pure core (no mitmproxy import): `schema` (the rule keys), `patterns`
+(host, path and origin patterns), `rules` (parsing and the compiled RuleSet),
+`policy` (the CORS decisions) and `memo`. The mitmproxy glue: `addon` (options,
+commands, flow hooks), `rulesfile` (the file and its watcher), `upstreams`
+(unreachable APIs) and `responses` (what the addon answers itself).
+`cors_addon.py` at the project root is the file to pass to `mitmdump -s`.
 """

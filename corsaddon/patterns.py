@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -74,7 +75,8 @@ def header_list(value: str) -> str | None:
     None when it is not a well-formed comma-separated list of header names."""
     if len(value) > MAX_REFLECTED:
         return None
-    names = [name.strip(" \t") for name in value.split(",")]
+    # RFC 9110 5.6.1: recipients ignore empty list elements (`x-a, , x-b`).
+    names = [name for name in (element.strip(" \t") for element in value.split(",")) if name]
     if not all(TOKEN.fullmatch(name) for name in names):
         return None
     return ",".join(names)
@@ -108,15 +110,17 @@ def normalize_host(host: str) -> str:
     return host
 
 
+class HostKind(Enum):
+    EXACT = "exact"  # `name`
+    SUFFIX = "suffix"  # `*.name`: any subdomain, not the apex
+    ANY = "any"  # `*`
+
+
 @dataclass(frozen=True, slots=True)
 class HostPattern:
-    """One entry of a rule's `hosts`.
+    """One entry of a rule's `hosts`; port None means any port."""
 
-    kind: "exact" (`name`), "suffix" (`*.name`: any subdomain, not the apex) or
-    "any" (`*`); port None means any port.
-    """
-
-    kind: str
+    kind: HostKind
     name: str
     port: int | None
 
@@ -124,16 +128,16 @@ class HostPattern:
     def parse(cls, text: str) -> HostPattern:
         raw = text.strip()
         if raw == "*":
-            return cls("any", "", None)
+            return cls(HostKind.ANY, "", None)
         if "://" in raw:
             hint = raw.split("://", 1)[1].split("/", 1)[0]
             raise PatternError(f"hosts are names, not URLs: write {hint!r} instead of {raw!r}")
         if "/" in raw:
             raise PatternError(f"{raw!r} has a path; hosts are names only (use paths = [...] for paths)")
         name, port = _split_host_port(raw)
-        kind = "exact"
+        kind = HostKind.EXACT
         if name.startswith("*."):
-            kind, name = "suffix", name[2:]
+            kind, name = HostKind.SUFFIX, name[2:]
         if "*" in name:
             raise PatternError(
                 f"{raw!r}: '*' is allowed only as a whole host ('*') or as a leading label ('*.example.com')"
@@ -194,9 +198,7 @@ class OriginPattern:
         lowered = text.strip().lower()
         scheme, sep, rest = lowered.partition("://")
         if not sep or not scheme:
-            raise PatternError(
-                f"{text!r} is not an origin: write scheme://host[:port], like 'http://localhost:3000'"
-            )
+            raise PatternError(f"{text!r} is not an origin: write scheme://host[:port], like 'http://localhost:3000'")
         if "/" in rest:
             hint = f"{scheme}://{rest.split('/', 1)[0]}"
             raise PatternError(f"{text!r}: origins have no path or trailing slash: write {hint!r}")
@@ -204,9 +206,7 @@ class OriginPattern:
             raise PatternError(f"{text!r} has no host")
         host, _, port = rest.rpartition(":") if not rest.endswith("]") else (rest, "", "")
         if host and port.isdigit() and DEFAULT_PORTS.get(scheme) == int(port):
-            raise PatternError(
-                f"{text!r}: browsers never send the default port; write {scheme + '://' + host!r}"
-            )
+            raise PatternError(f"{text!r}: browsers never send the default port; write {scheme + '://' + host!r}")
         return cls(lowered)
 
     def match(self, origin: str) -> bool:
@@ -218,6 +218,13 @@ class OriginPattern:
     @property
     def is_exact(self) -> bool:
         return "*" not in self.pattern
+
+    @property
+    def admits_any_host(self) -> bool:
+        """True for `https://*`, `*://*`, `http://*.*:*` and the like: no name narrows the host."""
+        host = self.pattern.partition("://")[2]
+        host = host.rpartition(":")[0] if not host.endswith("]") and ":" in host else host
+        return not host.replace("*", "").replace(".", "")
 
     def __repr__(self) -> str:
         return f"OriginPattern({self.pattern!r})"

@@ -3,17 +3,21 @@
 Pure: works on strings and on raw header fields (tuples of bytes pairs, as
 mitmproxy keeps them), which the glue takes off the flow and puts back, one pass
 each way. One small function per header group, as in expressjs/cors; everything
-that does not depend on the request is worked out once, on the Rule.
+that does not depend on the request is worked out once, on the Rule, and answers
+that depend on it are memoised per rule in the `AnswerMemo` of each rule set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from .headerfields import Fields, encode, rewrite_fields
+from .memo import BoundedMemo
 from .patterns import header_list, is_token
-from .rules import Rule, remember
+from .rules import Rule, RuleSet
+from .schema import Action, OriginMode, Preflight
 
 # Response headers a script can read without Access-Control-Expose-Headers.
 SAFELISTED_RESPONSE = frozenset(
@@ -29,9 +33,6 @@ class Kind(Enum):
     NO_ORIGIN = "request without Origin"
     STRIP = "stripped CORS headers"
     DISALLOWED = "origin not allowed"
-
-
-Fields = tuple[tuple[bytes, bytes], ...]  # raw header fields, as mitmproxy keeps them
 
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: frozen __init__ costs a µs per flow
@@ -71,14 +72,43 @@ class CorsRequest:
 NO_CORS_HEADERS = CorsRequest()
 
 
+class RuleAnswers:
+    """What one rule has already answered: browsers send the same few origins and
+    preflights over and over. Gone with its rule set at reload."""
+
+    __slots__ = ("allow_origin", "preflight", "response")
+
+    def __init__(self) -> None:
+        self.allow_origin: BoundedMemo[str, str | None] = BoundedMemo()  # by Origin
+        self.preflight: BoundedMemo[tuple[str | None, CorsRequest], Fields] = BoundedMemo()
+        self.response: BoundedMemo[str | None, Fields] = BoundedMemo()  # by Access-Control-Allow-Origin
+
+
+class AnswerMemo:
+    """The `RuleAnswers` of every rule of one rule set, each made on first use
+    (most of 10,000 rules never see a flow)."""
+
+    __slots__ = ("_by_rule",)
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self._by_rule: list[RuleAnswers | None] = [None] * len(ruleset.rules)
+
+    def of(self, rule: Rule) -> RuleAnswers:
+        answers = self._by_rule[rule.index]
+        if answers is None:
+            answers = self._by_rule[rule.index] = RuleAnswers()
+        return answers
+
+
 @dataclass(slots=True)
 class Decision:
     """What the addon does with one flow, fixed when its request headers arrive."""
 
     rule: Rule
     kind: Kind
+    answers: RuleAnswers
     request: CorsRequest = NO_CORS_HEADERS
-    origin: str | None = None  # the request's Origin, when there was exactly one
+    origin: str | None = None  # the request's Origin; for DISALLOWED, all its Origin headers joined by ", "
     allow_origin: str | None = None  # the Access-Control-Allow-Origin to send
 
     @property
@@ -88,24 +118,37 @@ class Decision:
     @property
     def rewrites_origin(self) -> bool:
         """Whether `upstream_origin` applies: an allowed origin's request going upstream."""
-        return self.kind in (Kind.CORS, Kind.FORWARD_PREFLIGHT) and self.rule.upstream_origin != "keep"
+        return (
+            self.kind in (Kind.CORS, Kind.FORWARD_PREFLIGHT) and self.rule.upstream_origin.mode is not OriginMode.KEEP
+        )
 
 
-def decide(rule: Rule, method: str, request: CorsRequest) -> Decision:
-    """Classify a matched request by its method and CORS request headers."""
-    if rule.action == "strip":
-        return Decision(rule, Kind.STRIP, request)
+def decide(rule: Rule, method: str, request: CorsRequest, answers: RuleAnswers | None = None) -> Decision:
+    """Classify a matched request by its method and CORS request headers.
+    `answers`: the rule's memo in the rule set in force (a fresh one if None)."""
+    if answers is None:
+        answers = RuleAnswers()
+    if rule.action is Action.STRIP:
+        return Decision(rule, Kind.STRIP, answers, request)
     origins = request.origins
     if not origins:
-        return Decision(rule, Kind.NO_ORIGIN, request, allow_origin="*" if rule.wildcard_answer else None)
+        return Decision(rule, Kind.NO_ORIGIN, answers, request, allow_origin="*" if rule.wildcard_answer else None)
     origin = origins[0] if len(origins) == 1 else None
-    allow_origin = rule.allowed_origin(origin) if origin is not None else None
+    allow_origin = allowed_origin(rule, origin, answers) if origin is not None else None
     if allow_origin is None:
-        return Decision(rule, Kind.DISALLOWED, request, origin if origin is not None else ", ".join(origins))
+        return Decision(rule, Kind.DISALLOWED, answers, request, origin if origin is not None else ", ".join(origins))
     if method == "OPTIONS" and request.method is not None:
-        kind = Kind.ANSWER_PREFLIGHT if rule.preflight == "answer" else Kind.FORWARD_PREFLIGHT
-        return Decision(rule, kind, request, origin, allow_origin)
-    return Decision(rule, Kind.CORS, request, origin, allow_origin)
+        kind = Kind.ANSWER_PREFLIGHT if rule.preflight is Preflight.ANSWER else Kind.FORWARD_PREFLIGHT
+        return Decision(rule, kind, answers, request, origin, allow_origin)
+    return Decision(rule, Kind.CORS, answers, request, origin, allow_origin)
+
+
+def allowed_origin(rule: Rule, origin: str, answers: RuleAnswers) -> str | None:
+    """`rule.allowed_origin(origin)`, remembered."""
+    memo = answers.allow_origin
+    if origin in memo:
+        return memo[origin]
+    return memo.remember(origin, rule.allowed_origin(origin))
 
 
 def preflight_headers(decision: Decision) -> list[tuple[str, str]]:
@@ -152,12 +195,12 @@ def _origin_headers(decision: Decision) -> list[tuple[str, str]]:
 
 def preflight_fields(decision: Decision) -> Fields:
     """The header fields of a preflight answered locally."""
-    answers = decision.rule.cache("preflight")
+    memo = decision.answers.preflight
     key = (decision.allow_origin, decision.request)
-    fields = answers.get(key)
+    fields = memo.get(key)
     if fields is None:
         fields, _ = rewrite_fields((), encode(preflight_headers(decision)), preflight_vary(decision.rule))
-        remember(answers, key, fields)
+        memo.remember(key, fields)
     return fields
 
 
@@ -173,45 +216,11 @@ def response_fields(decision: Decision, fields: Fields) -> tuple[Fields, list[st
         names = [name.decode("latin-1") for name, _ in fields]
         return rewrite_fields(fields, encode(response_headers(decision, names)), response_vary(rule))
     # Otherwise the headers depend on the origin alone: encode them once per origin.
-    answers = rule.cache("response")
-    cors = answers.get(decision.allow_origin)
+    memo = decision.answers.response
+    cors = memo.get(decision.allow_origin)
     if cors is None:
-        cors = remember(answers, decision.allow_origin, encode(response_headers(decision, ())))
+        cors = memo.remember(decision.allow_origin, encode(response_headers(decision, ())))
     return rewrite_fields(fields, cors, response_vary(rule))
-
-
-def encode(headers: Iterable[tuple[str, str]]) -> Fields:
-    """Header pairs as raw fields. Every value the policy makes is ASCII: validated
-    tokens and origins, or numbers."""
-    return tuple((name.encode("ascii"), value.encode("ascii")) for name, value in headers)
-
-
-def rewrite_fields(fields: Fields, cors: Fields, vary: Sequence[str]) -> tuple[Fields, list[str]]:
-    """One pass: drop every Access-Control-* field, merge `vary` into the first Vary
-    field (dropping later ones), append `cors`. Returns the fields and the names dropped."""
-    kept: list[tuple[bytes, bytes]] = []
-    removed: list[str] = []
-    vary_values: list[str] = []
-    vary_at: list[int] = []
-    for field in fields:
-        name = field[0].lower()
-        if name[:15] == b"access-control-":
-            removed.append(field[0].decode("latin-1"))
-            continue
-        if name == b"vary":
-            vary_at.append(len(kept))
-            vary_values.append(field[1].decode("latin-1"))
-        kept.append(field)
-    merged = merge_vary(vary_values, vary) if vary else None
-    if merged is not None and vary_at:
-        kept[vary_at[0]] = (kept[vary_at[0]][0], merged.encode("latin-1"))
-        if len(vary_at) > 1:
-            later = set(vary_at[1:])
-            kept = [f for i, f in enumerate(kept) if i not in later]
-    kept.extend(cors)
-    if merged is not None and not vary_at:
-        kept.append((b"Vary", merged.encode("latin-1")))
-    return tuple(kept), removed
 
 
 def preflight_vary(rule: Rule) -> tuple[str, ...]:
@@ -241,17 +250,3 @@ def exposable(names: Iterable[str]) -> str:
         if lower not in seen and is_token(name):
             seen[lower] = name
     return ", ".join(seen.values())
-
-
-def merge_vary(values: Sequence[str], names: Sequence[str]) -> str | None:
-    """The combined Vary value with `names` added to the existing `values`, or
-    None when nothing needs to change (all present, or `Vary: *`)."""
-    existing = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    lowered = {v.lower() for v in existing}
-    if "*" in lowered:
-        return None
-    missing = [n for n in names if n.lower() not in lowered]
-    if not missing:
-        return None
-    return ", ".join(existing + missing)
-

@@ -105,9 +105,6 @@ class Reply:
     def get_all(self, name: str) -> list[str]:
         return self.headers.get_all(name) or []
 
-    def cors_names(self) -> list[str]:
-        return [k for k, _ in self.fields if k.lower().startswith("access-control-")]
-
 
 def fetch(
     method: str,

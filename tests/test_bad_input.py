@@ -6,39 +6,33 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
-import tempfile
+import sys
 import textwrap
 
 import httpx
 import pytest
-from mitmproxy import http
-from mitmproxy.test import tflow
 
-from corsaddon.addon import CorsAddon, compile_filter, read_rules
-from corsaddon.rules import parse
+from corsaddon.addon import CorsAddon
+from corsaddon.parsing import RulesError, parse
+from corsaddon.rulesfile import compile_filter, read_rules
 
 from .certs import make_server_cert
+from .flows import LOCAL, make_flow, run_hooks, upstream_response
 from .proxy import ROOT, Mitmdump, fetch, free_port
 from .upstream import Upstream
 
-LOCAL = "http://localhost:3000"
 RULE = parse('[[rules]]\nname = "api"\nhosts = ["api.example.com"]\nexpose_headers = "*"\n', compile_filter)
 
 
 def run(fields, method="OPTIONS", upstream_fields=((b"Content-Type", b"text/plain"),)):
     addon = CorsAddon()
-    addon.ruleset = RULE
-    flow = tflow.tflow()
-    flow.request = http.Request.make(method, "https://api.example.com/x", b"", [(b"Host", b"api.example.com"), *fields])
-    flow.response = None
-    addon.requestheaders(flow)
-    addon.request(flow)
-    if flow.response is None:
-        flow.response = http.Response.make(200, b"ok")
-        flow.response.headers.fields = tuple(upstream_fields)
-    addon.responseheaders(flow)
-    return flow
+    addon.put_in_force(RULE)
+    flow = make_flow(method, "https://api.example.com/x", [(b"Host", b"api.example.com"), *fields])
+    response = upstream_response(200, (), b"ok")
+    response.headers.fields = tuple(upstream_fields)
+    return run_hooks(addon, flow, response)
 
 
 def assert_clean(flow):
@@ -76,13 +70,17 @@ def test_malformed_origins_are_disallowed_and_the_flow_passes_untouched(fields):
         ("PÜT".encode(), "x-ü".encode()),
         (b"PUT\r\nSet-Cookie: a=b", b"x-a\r\nSet-Cookie: a=b"),
         (b"PUT\x00", b"x-a\x00"),
-        (b"PUT DELETE", b"x-a,,x-b"),
+        (b"PUT DELETE", b"x-a,;,x-b"),
     ],
     ids=["empty", "64KB", "non-ascii", "crlf", "nul", "malformed"],
 )
 def test_malformed_preflight_values_are_answered_without_being_reflected(method, requested):
     flow = run(
-        [(b"Origin", LOCAL.encode()), (b"Access-Control-Request-Method", method), (b"Access-Control-Request-Headers", requested)]
+        [
+            (b"Origin", LOCAL.encode()),
+            (b"Access-Control-Request-Method", method),
+            (b"Access-Control-Request-Headers", requested),
+        ]
     )
     assert flow.response.status_code == 204
     assert_clean(flow)
@@ -113,7 +111,9 @@ def test_odd_upstream_cors_and_vary_headers_are_replaced_cleanly(upstream):
     headers = flow.response.headers
     assert headers.get_all("Access-Control-Allow-Origin") == [LOCAL]
     assert {k for k in headers if k.lower().startswith("access-control-")} <= {
-        "Access-Control-Allow-Origin", "Access-Control-Expose-Headers"}
+        "Access-Control-Allow-Origin",
+        "Access-Control-Expose-Headers",
+    }
     assert "access-control" not in headers.get("Access-Control-Expose-Headers", "").lower()
     vary = ", ".join(headers.get_all("Vary"))
     assert "origin" in vary.lower() or vary == "*"
@@ -137,10 +137,12 @@ def test_oversized_and_repeated_headers_through_a_real_proxy(tmp_path):
             url = f"http://127.0.0.1:{upstream.port}/x"
             big = fetch("OPTIONS", url, {"Origin": LOCAL, "Access-Control-Request-Headers": "x" * 65536,
                                          "Access-Control-Request-Method": "PUT"}, proxy=proxy.port)  # fmt: skip
-            assert big.status in (204, 400, 431)
-            assert "x" * 100 not in (big.get("Access-Control-Allow-Headers") or "")
+            assert big.status == 204  # answered by the addon (the API itself would say 431)
+            assert big.get("Access-Control-Allow-Origin") == LOCAL and big.get("Access-Control-Allow-Headers") is None
             with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:  # two Origin headers
-                s.sendall(f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {LOCAL}\r\nOrigin: {LOCAL}\r\n\r\n".encode())
+                s.sendall(
+                    f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {LOCAL}\r\nOrigin: {LOCAL}\r\n\r\n".encode()
+                )
                 head = s.recv(65536)
             assert head.startswith(b"HTTP/1.1 200") and b"Access-Control-Allow-Origin" not in head
             ok = fetch("GET", url, {"Origin": LOCAL}, proxy=proxy.port)
@@ -149,12 +151,15 @@ def test_oversized_and_repeated_headers_through_a_real_proxy(tmp_path):
             proxy.stop()
 
 
-@pytest.mark.skipif(not shutil.which("nginx"), reason="needs nginx (apt-get install nginx-light) for an HTTP/2 upstream")
+@pytest.mark.skipif(
+    not shutil.which("nginx"), reason="needs nginx (apt-get install nginx-light) for an HTTP/2 upstream"
+)
 def test_http2_upstream(tmp_path):
     ca, _ = make_server_cert(tmp_path / "certs", "127.0.0.1")
     port = free_port()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(textwrap.dedent(f"""
+    conf.write_text(
+        textwrap.dedent(f"""
         {"user root;" if os.geteuid() == 0 else ""}
         daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log crit;
         events {{}}
@@ -171,7 +176,8 @@ def test_http2_upstream(tmp_path):
                     default_type application/json; return 200 '{{"ok":true}}';
                 }}
             }}
-        }}"""))
+        }}""")
+    )
     nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path)])
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rules]]\nhosts = ["127.0.0.1"]\nallow_credentials = true\n')
@@ -180,7 +186,8 @@ def test_http2_upstream(tmp_path):
     try:
         proxy.start()
         # HTTP/2 end to end: connecting eagerly, mitmproxy learns that the API speaks HTTP/2 and offers it.
-        with httpx.Client(http2=True, verify=str(tmp_path / "conf" / "mitmproxy-ca-cert.pem")) as client:
+        trust = ssl.create_default_context(cafile=str(tmp_path / "conf" / "mitmproxy-ca-cert.pem"))
+        with httpx.Client(http2=True, verify=trust) as client:
             reply = client.get(f"https://127.0.0.1:{proxy.port}/h2", headers={"Origin": LOCAL})
         assert reply.status_code == 200 and reply.http_version == "HTTP/2"
         assert reply.headers["X-Proto"] == "HTTP/2.0"
@@ -193,31 +200,26 @@ def test_http2_upstream(tmp_path):
 
 
 def test_a_directory_is_not_a_rules_file(tmp_path):
-    assert read_rules(str(tmp_path)) == f"{tmp_path}: cannot read the rules file: Is a directory"
+    with pytest.raises(RulesError) as caught:
+        read_rules(str(tmp_path))
+    assert str(caught.value) == f"{tmp_path}: cannot read the rules file: Is a directory"
 
 
-@pytest.mark.skipif(not shutil.which("setpriv") or os.geteuid() != 0, reason="needs root and setpriv to drop to nobody")
-def test_an_unreadable_rules_file_is_a_clear_error():
-    directory = tempfile.mkdtemp(prefix="cors-unreadable-")
-    os.chmod(directory, 0o755)
-    try:
-        readable, unreadable = os.path.join(directory, "ok.toml"), os.path.join(directory, "rules.toml")
-        for path, mode in ((readable, 0o644), (unreadable, 0o600)):
-            with open(path, "w") as f:
-                f.write('[[rules]]\nhosts = ["a"]\n')
-            os.chmod(path, mode)
-        # The pure core, run as nobody by a Python that nobody may execute.
-        code = (
-            f"import sys; sys.path.insert(0, {str(ROOT)!r}); from corsaddon.rules import parse_file\n"
-            f"print(len(parse_file({readable!r}, None)))\n"
-            f"try:\n    parse_file({unreadable!r}, None)\nexcept OSError as e:\n    print(e.strerror)"
-        )
-        out = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", code],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert out.stdout.split("\n")[:2] == ["1", "Permission denied"], out
-    finally:
-        shutil.rmtree(directory)
-    # ...and the glue turns that into one line naming the file (here for a directory, which root cannot read either).
-    assert read_rules(directory) is None  # gone: a missing file keeps the rules in force
+def test_an_unreadable_rules_file_is_a_clear_error(tmp_path):
+    """Permission denied, as a user meets it. Root reads any file, so as root the glue runs
+    without the capabilities that allow that (the checkout stays readable: root owns it)."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rules]]\nhosts = ["a"]\n')
+    path.chmod(0)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("needs setpriv (util-linux) to run without root's file capabilities")
+        prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+    code = (
+        "import sys\nfrom corsaddon.rulesfile import read_rules\n"
+        "try:\n    read_rules(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    )
+    out = subprocess.run([*prefix, sys.executable, "-c", code, str(path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert out.stdout.strip() == f"RulesError {path}: cannot read the rules file: Permission denied", out

@@ -8,11 +8,12 @@ import subprocess
 import time
 
 import pytest
+from mitmproxy import http, io
+from mitmproxy.test import tflow
 
+from .flows import LOCAL
 from .proxy import MITMDUMP, ROOT, Mitmdump, fetch, free_port
 from .upstream import Upstream
-
-LOCAL = "http://localhost:3000"
 
 
 def rules_text(port: int, extra: str = "") -> str:
@@ -40,22 +41,6 @@ hosts = ["127.0.0.1:{port + 1 if port < 65535 else 1}"]
 def upstream():
     with Upstream() as up:
         yield up
-
-
-@pytest.fixture
-def start_proxy(tmp_path):
-    started = []
-
-    def start(text: str, *args: str, lazy: bool = True) -> Mitmdump:
-        rules = tmp_path / "rules.toml"
-        rules.write_text(text)
-        proxy = Mitmdump(rules, tmp_path / "confdir", *args, lazy=lazy)
-        started.append(proxy)
-        return proxy.start()
-
-    yield start
-    for proxy in started:
-        proxy.stop()
 
 
 @pytest.fixture
@@ -211,3 +196,34 @@ def test_missing_rules_file_at_startup_is_only_a_warning(start_proxy, tmp_path, 
         assert reply.status == 204
     finally:
         late.stop()
+
+
+def test_saved_flows_read_with_r_are_left_as_saved(tmp_path):
+    """`mitmdump -r` replays saved flows through the hooks; like modify_headers, the addon leaves them alone."""
+    saved = []
+    for method, headers, status, response_headers in (
+        ("GET", [(b"Origin", LOCAL.encode())], 200, [(b"Access-Control-Allow-Origin", b"*")]),
+        ("OPTIONS", [(b"Origin", LOCAL.encode()), (b"Access-Control-Request-Method", b"PUT")], 405, []),
+    ):
+        f = tflow.tflow(resp=True)
+        f.request = http.Request.make(method, "http://api.example.com/v1/users", b"", headers)
+        f.response = http.Response.make(status, b"{}", response_headers)
+        saved.append(f)
+    before, after = tmp_path / "before.flows", tmp_path / "after.flows"
+    with open(before, "wb") as out:
+        writer = io.FlowWriter(out)
+        for f in saved:
+            writer.add(f)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rules]]\nhosts = ["api.example.com"]\n')
+    result = subprocess.run(
+        [MITMDUMP, "-n", "-q", "-s", str(ROOT / "cors_addon.py"), "--set", f"cors_rules={rules}",
+         "--set", f"confdir={tmp_path}", "-r", str(before), "-w", str(after)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(after, "rb") as f:
+        read = list(io.FlowReader(f).stream())
+    assert [(f.request.headers.fields, f.response.status_code, f.response.headers.fields, f.comment) for f in read] == [
+        (f.request.headers.fields, f.response.status_code, f.response.headers.fields, "") for f in saved
+    ]

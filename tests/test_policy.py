@@ -1,21 +1,19 @@
 import pytest
 
+from corsaddon.headerfields import encode, merge_vary, rewrite_fields
+from corsaddon.parsing import parse
 from corsaddon.policy import (
     CorsRequest,
     Kind,
     decide,
-    encode,
     exposable,
-    merge_vary,
     preflight_fields,
     preflight_headers,
     preflight_vary,
     response_fields,
     response_headers,
-    rewrite_fields,
     response_vary,
 )
-from corsaddon.rules import parse
 
 
 def rule(**keys):
@@ -65,7 +63,7 @@ def test_decide_classifies_matched_requests():
     assert decide_for(r, "OPTIONS", [LOCAL], "PUT").kind is Kind.ANSWER_PREFLIGHT
     assert decide_for(rule(preflight='"forward"'), "OPTIONS", [LOCAL], "PUT").kind is Kind.FORWARD_PREFLIGHT
     assert decide_for(r, "OPTIONS", [LOCAL], None).kind is Kind.CORS  # OPTIONS without the method: not a preflight
-    assert decide_for(r, "GET", [LOCAL], None) == decide_for(r, "GET", [LOCAL], None)
+    assert decide_for(r, "GET", [LOCAL], None).kind is Kind.CORS
     assert decide_for(r, "GET", [LOCAL], None).allow_origin == LOCAL
     assert decide_for(r, "GET", [], None).kind is Kind.NO_ORIGIN
     assert decide_for(r, "GET", ["http://evil.example"], None).kind is Kind.DISALLOWED
@@ -128,7 +126,7 @@ def test_malformed_requested_method_is_never_reflected(method):
     ]
 
 
-@pytest.mark.parametrize("requested", ["x-a,,x-b", "x-a\r\nSet-Cookie: a=b", "x a", "x-a\x00"])
+@pytest.mark.parametrize("requested", ["x-a,;,x-b", "x-a\r\nSet-Cookie: a=b", "x a", "x-a\x00"])
 def test_malformed_requested_headers_are_never_reflected(requested):
     assert "Access-Control-Allow-Headers" not in dict(answer(rule(), "PUT", requested))
 

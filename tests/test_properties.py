@@ -9,11 +9,13 @@ import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mitmproxy import http
-from mitmproxy.test import tflow
 
-from corsaddon.addon import CorsAddon, compile_filter
-from corsaddon.rules import RuleSet, parse
+from corsaddon.addon import CorsAddon
+from corsaddon.parsing import parse
+from corsaddon.rules import RuleSet
+from corsaddon.rulesfile import compile_filter
+
+from .flows import make_flow, run_hooks, upstream_response
 
 ORIGINS = [
     "http://localhost:3000", "https://app.example.com", "https://a.b.example.com", "null",
@@ -35,7 +37,9 @@ SAFELISTED_HEADERS = {"accept", "accept-language", "content-language", "content-
 any_text = st.text(st.characters(codec="latin-1"), max_size=30)
 # Upstream values never hold CR, LF or NUL: the HTTP parser rejects them before any hook runs.
 clean_text = st.text(st.characters(codec="latin-1", exclude_characters="\r\n\0"), max_size=30)
-header_value = st.one_of(st.sampled_from(["", "*", "Origin", "Accept-Encoding, Origin", " , ", "true", "null"]), clean_text)
+header_value = st.one_of(
+    st.sampled_from(["", "*", "Origin", "Accept-Encoding, Origin", " , ", "true", "null"]), clean_text
+)
 
 
 @st.composite
@@ -91,7 +95,7 @@ def encode(value: str) -> bytes:
 
 def run_flow(rule, request, response):
     addon = CorsAddon()
-    addon.ruleset = RuleSet([rule])
+    addon.put_in_force(RuleSet([rule]))
     fields = [(b"Host", b"api.example.com")]
     fields += [(b"Origin", encode(o)) for o in request["origins"]]
     if request["acrm"] is not None:
@@ -100,18 +104,15 @@ def run_flow(rule, request, response):
         fields.append((b"Access-Control-Request-Headers", encode(request["acrh"])))
     if request["pna"]:
         fields.append((b"Access-Control-Request-Private-Network", b"true"))
-    flow = tflow.tflow()
-    flow.request = http.Request.make(request["method"], "https://api.example.com/v1/x", b"", fields)
-    flow.response = None
+    flow = make_flow(request["method"], "https://api.example.com/v1/x", fields)
     sent_request = flow.request.headers.fields
-    upstream_fields = tuple([(b"Content-Type", encode(response["content_type"]))] + [(encode(n), encode(v)) for n, v in response["fields"]])
-    addon.requestheaders(flow)
-    addon.request(flow)
-    answered_locally = flow.response is not None
-    if not answered_locally:
-        flow.response = http.Response.make(response["status"], b"body")
-        flow.response.headers.fields = upstream_fields
-    addon.responseheaders(flow)
+    upstream_fields = tuple(
+        [(b"Content-Type", encode(response["content_type"]))] + [(encode(n), encode(v)) for n, v in response["fields"]]
+    )
+    upstream = upstream_response(response["status"], (), b"body")
+    upstream.headers.fields = upstream_fields
+    run_hooks(addon, flow, upstream)
+    answered_locally = flow.response is not upstream
     return addon, flow, sent_request, upstream_fields, answered_locally
 
 
@@ -185,7 +186,12 @@ def test_cors_invariants(rule, request, response):
     names = [h.strip().lower() for h in asked.split(",")] if asked else []
     listed = {h.lower() for h in rule.allow_headers or ()}
     headers_ok = rule.allow_headers is None or all(h in listed or h in SAFELISTED_HEADERS for h in names)
-    if method_ok and headers_ok and re.fullmatch(r"[A-Za-z]+", method) and all(re.fullmatch(r"[a-z-]+", h) for h in names):
+    if (
+        method_ok
+        and headers_ok
+        and re.fullmatch(r"[A-Za-z]+", method)
+        and all(re.fullmatch(r"[a-z-]+", h) for h in names)
+    ):
         allowed_methods = [m.strip() for m in (headers.get("access-control-allow-methods") or "").split(",")]
         assert method in SAFELISTED_METHODS or method in allowed_methods
         allowed_headers = {h.strip().lower() for h in (headers.get("access-control-allow-headers") or "").split(",")}

@@ -1,6 +1,8 @@
 import pytest
 
-from corsaddon.rules import LOCAL_ORIGINS, RuleSet, RulesError, parse, parse_file
+from corsaddon.parsing import RulesError, parse, parse_file
+from corsaddon.rules import RuleSet
+from corsaddon.schema import LOCAL_ORIGINS, OriginMode, UpstreamOrigin
 
 
 def no_filter(expression):
@@ -37,7 +39,7 @@ def test_defaults_when_nothing_is_set():
     assert rule.allow_methods is None and rule.allow_headers is None  # "*": reflect
     assert rule.expose_headers == ()
     assert rule.allow_credentials is False and rule.max_age == 5
-    assert rule.allow_private_network is False and rule.upstream_origin == "keep"
+    assert rule.allow_private_network is False and rule.upstream_origin == UpstreamOrigin(OriginMode.KEEP)
     assert rule.paths == () and rule.filter is None
 
 
@@ -87,7 +89,7 @@ def test_every_rule_key_is_read():
     assert rule.methods_value == "GET, PUT" and rule.headers_value == "Authorization, X-Custom"
     assert rule.expose_headers is None
     assert rule.allow_credentials and rule.max_age == 600 and rule.allow_private_network
-    assert rule.upstream_origin == "https://api.example.com"
+    assert rule.upstream_origin == UpstreamOrigin(OriginMode.REPLACE, "https://api.example.com")
 
 
 def test_empty_lists_are_valid_and_mean_none_beyond_the_safelist():
@@ -99,7 +101,7 @@ def test_empty_lists_are_valid_and_mean_none_beyond_the_safelist():
 @pytest.mark.parametrize(
     "body, expected",
     [
-        ('hosts = []', "needs hosts"),
+        ("hosts = []", "needs hosts"),
         ('name = "x"', "needs hosts"),
         ('hosts = "api.example.com"', 'hosts: expected a list of host patterns like ["api.example.com"]'),
         ('hosts = ["https://api.example.com"]', "hosts: hosts are names, not URLs: write 'api.example.com'"),
@@ -145,9 +147,7 @@ def test_unknown_top_level_and_defaults_keys_are_errors_with_suggestions():
     assert "[defaults]: unknown key 'max_ages' (did you mean 'max_age'?)" in error("[defaults]\nmax_ages = 1")
     assert "'hosts' cannot be set here" in error('[defaults]\nhosts = ["a"]')
     assert "[defaults] max_age: expected a whole number" in error("[defaults]\nmax_age = -5")
-    assert "unknown key 'allow_origins' (rule keys go under [[rules]] or [defaults])" in error(
-        'allow_origins = ["*"]'
-    )
+    assert "unknown key 'allow_origins' (rule keys go under [[rules]] or [defaults])" in error('allow_origins = ["*"]')
 
 
 def test_duplicate_rule_names_are_an_error():
@@ -180,9 +180,32 @@ def test_warnings_for_every_host_any_origin_with_credentials_and_long_max_age():
     assert len(rs.rules) == 3
 
 
+@pytest.mark.parametrize(
+    "origins, warned",
+    [
+        ('["https://*", "http://*"]', "'https://*', 'http://*'"),
+        ('["*://*"]', "'*://*'"),
+        ('["http://*:3000"]', "'http://*:3000'"),
+        ('["https://*.*"]', "'https://*.*'"),
+        ('["*"]', "'*'"),
+    ],
+)
+def test_any_list_that_admits_every_host_with_credentials_is_warned_about(origins, warned):
+    rs = rules(f'[[rules]]\nname = "open"\nhosts = ["a"]\nallow_origins = {origins}\nallow_credentials = true')
+    (warning,) = rs.warnings
+    assert warning.startswith("rule 'open' lets any origin read responses with credentials")
+    assert f"allow_origins has {warned} and allow_credentials = true" in warning
+
+
+@pytest.mark.parametrize("origins", ['["https://*.example.com"]', '["http://localhost:*"]', '["https://*.example.*"]'])
+def test_origin_globs_narrowed_by_a_name_are_not_warned_about(origins):
+    rs = rules(f'[[rules]]\nhosts = ["a"]\nallow_origins = {origins}\nallow_credentials = true')
+    assert rs.warnings == ()
+
+
 def test_file_level_switch_turns_every_rule_off():
     rs = rules('enabled = false\n[[rules]]\nhosts = ["a"]')
-    assert not rs.enabled and len(rs) == 0
+    assert not rs.enabled and rs.active == ()
     assert rs.match([("a", 80)], "/") is None
     assert rs.summary() == "switched off (enabled = false); no rules in force"
 
@@ -282,13 +305,23 @@ def test_filter_is_anded_with_hosts_and_a_filter_alone_matches_every_host():
     assert rs.match(names("zzz"), "/", FakeFlow("PUT")) is None
 
 
-def test_ten_thousand_rules_are_found_by_lookup():
-    text = "\n".join(f'[[rules]]\nname = "r{i}"\nhosts = ["h{i}.example.com", "*.w{i}.example"]' for i in range(10_000))
-    rs = rules(text, no_filter)
+def test_ten_thousand_rules_are_found_by_lookup_not_by_scanning():
+    evaluated = []
+
+    def counting_filter(expression):
+        return lambda flow: evaluated.append(expression) or True
+
+    text = "\n".join(
+        f'[[rules]]\nname = "r{i}"\nhosts = ["h{i}.example.com", "*.w{i}.example"]\nfilter = "f{i}"'
+        for i in range(10_000)
+    )
+    rs = rules(text, counting_filter)
     assert rs.match(names("h9999.example.com"), "/").name == "r9999"
     assert rs.match(names("deep.x.w42.example"), "/").name == "r42"
     assert rs.match(names("nope.example.com"), "/") is None
-    assert len(rs._candidates[(("nope.example.com", 443),)]) == 0
+    assert evaluated == ["f9999", "f42"]  # only the rule each host names was looked at
+    assert [r.name for r in rs.candidates(tuple(names("h9999.example.com")))] == ["r9999"]
+    assert rs.candidates(tuple(names("nope.example.com"))) == ()
 
 
 def test_hit_counters_start_at_zero():
@@ -300,7 +333,7 @@ def test_hit_counters_start_at_zero():
 def test_file_reading(tmp_path):
     path = tmp_path / "rules.toml"
     path.write_text('[[rules]]\nhosts = ["a"]\n')
-    assert len(parse_file(str(path), no_filter)) == 1
+    assert len(parse_file(str(path), no_filter).active) == 1
     path.write_text("  \n\n")
     assert parse_file(str(path), no_filter) is None  # empty: the caller keeps its rules
     path.write_bytes(b'[[rules]]\nhosts = ["\xff"]\n')

@@ -1,0 +1,147 @@
+"""The rules file: where it is, reading it into a RuleSet, and watching it for saves.
+
+Whatever goes wrong while reading travels as `RulesError` (an `OSError` is
+wrapped into one); `RulesFile.load` raises it to its caller, and the watcher
+logs it as one `cors:` line. The rules in force stay until a good file is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from mitmproxy import flowfilter
+
+from .parsing import RulesError, parse_file
+from .rules import RuleSet
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2  # a save is read after two quiet polls: well within a second
+
+Signature = tuple[int, int, int, int]
+
+
+class RulesFileMissing(RulesError):
+    """The rules file does not exist (yet): not fatal, it is read when it appears."""
+
+
+def default_path() -> str:
+    """`rules.toml` in the current directory, else the one beside cors_addon.py."""
+    if Path("rules.toml").exists():
+        return "rules.toml"
+    beside = Path(__file__).resolve().parent.parent / "rules.toml"
+    return str(beside) if beside.exists() else "rules.toml"
+
+
+def compile_filter(expression: str) -> flowfilter.TFilter:
+    return flowfilter.parse(expression)  # raises ValueError with mitmproxy's own message
+
+
+def file_signature(path: str) -> Signature | None:
+    """What changes when a file is saved, in place or by rename; None if absent."""
+    try:
+        st = os.stat(path)  # follows a symlink: saves to its target count
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def read_rules(path: str) -> RuleSet | None:
+    """The rule set in `path`, or None when the file is empty. Raises
+    RulesFileMissing when there is no file, RulesError when it cannot be
+    read or applied."""
+    try:
+        return parse_file(path, compile_filter)
+    except FileNotFoundError:
+        raise RulesFileMissing(f"{path} not found") from None
+    except OSError as e:
+        raise RulesError(f"{path}: cannot read the rules file: {e.strerror or e}") from None
+
+
+class RulesFile:
+    """The rules file being watched, and the signature of the version last read.
+
+    `put_in_force` receives each good rule set read; `in_force` tells which
+    rules stay when a read fails, for the log line.
+    """
+
+    def __init__(self, put_in_force: Callable[[RuleSet], None], in_force: Callable[[], RuleSet]) -> None:
+        self.put_in_force = put_in_force
+        self.in_force = in_force
+        self.path = ""  # absolute
+        self.loaded_signature: Signature | None = None
+        self.watcher: asyncio.Task | None = None
+
+    def kept(self) -> str:
+        ruleset = self.in_force()
+        return f"keeping the {ruleset.summary()}" if ruleset.active else "no rules in force"
+
+    def load(self, path: str) -> None:
+        """Read `path` now and, if it can be applied, watch it and put its rules in
+        force. Raises RulesError when it cannot (nothing changes then); a missing or
+        empty file is watched, keeping the rules in force, with a warning."""
+        signature = file_signature(path)
+        try:
+            ruleset = read_rules(path)
+        except RulesFileMissing as e:
+            self.follow(path, signature)
+            self.log_error(e)
+            return
+        self.follow(path, signature)
+        self.settle(path, ruleset)
+
+    def follow(self, path: str, signature: Signature | None = None) -> None:
+        """Watch `path` from now on, as read when it had `signature`."""
+        self.path, self.loaded_signature = path, signature
+
+    def settle(self, path: str, ruleset: RuleSet | None) -> None:
+        if ruleset is None:
+            logger.warning(f"cors: {path} is empty; {self.kept()} (to switch everything off, write enabled = false)")
+            return
+        self.put_in_force(ruleset)
+        for warning in ruleset.warnings:
+            logger.warning(f"cors: {path}: {warning}")
+        logger.info(f"cors: loaded {path}: {ruleset.summary()}")
+
+    def log_error(self, error: RulesError) -> None:
+        """One `cors:` line: a warning for a missing file, an error otherwise."""
+        if isinstance(error, RulesFileMissing):
+            logger.warning(f"cors: {error}; {self.kept()}; it is read as soon as it appears")
+        else:
+            logger.error(f"cors: {error}; {self.kept()}")
+
+    def start_watching(self) -> None:
+        if self.watcher is None:
+            self.watcher = asyncio.get_running_loop().create_task(self.watch(), name="cors rules watcher")
+
+    def stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            self.watcher = None
+
+    async def watch(self) -> None:
+        pending = None
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            path = self.path
+            signature = file_signature(path)
+            if signature == self.loaded_signature:
+                pending = None
+                continue
+            if signature != pending and signature is not None:
+                pending = signature  # still being written: read it once it holds still
+                continue
+            pending = None
+            self.loaded_signature = signature
+            try:
+                ruleset = await asyncio.to_thread(read_rules, path)
+            except RulesError as e:
+                if path == self.path:
+                    self.log_error(e)
+                continue
+            if path == self.path:
+                self.settle(path, ruleset)

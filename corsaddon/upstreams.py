@@ -1,0 +1,169 @@
+"""Upstream health: APIs mitmproxy failed to reach, and a readable 502/504 for them.
+
+mitmproxy answers a request it cannot forward with its own error page, which no
+hook sees and which carries no CORS headers, so the browser reports a CORS error
+and hides the cause. `UpstreamHealth` is a small addon of its own: its connection
+hooks note which upstreams failed; while one stays down, the flow hooks ask it to
+check that upstream before a matched request goes there, and it answers with a
+readable error the page's JavaScript can see. A healthy upstream is never checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import NamedTuple
+
+from mitmproxy import ctx, http
+
+from . import policy
+from .policy import Decision, Kind
+from .responses import add_comment, preflight_response, text_response
+
+logger = logging.getLogger(__name__)
+
+PROBE_SECONDS = 3.0  # longer than this without an answer: 504
+MAX_TRACKED = 1000  # upstreams remembered as down at once
+
+Address = tuple[str, int]
+
+
+class ConnectFailure(NamedTuple):
+    """Why mitmproxy could not reach an upstream."""
+
+    reason: str
+    over_tls: bool  # the TLS handshake failed (the TCP connection worked)
+
+
+class ProbeFailure(NamedTuple):
+    """Why the upstream could not be reached just now, and the status that says so."""
+
+    reason: str
+    status: int  # 502, or 504 when the upstream did not answer in time
+
+
+class UpstreamHealth:
+    """Upstreams mitmproxy failed to reach, until a connection to them succeeds again.
+
+    `covers(host, port)` says whether a rule names the host, so a failure is
+    worth a warning (else it is logged at debug).
+    """
+
+    def __init__(self, covers: Callable[[str, int], bool]) -> None:
+        self.covers = covers
+        self.failures: dict[Address, ConnectFailure] = {}
+
+    def is_down(self, address: Address) -> bool:
+        return address in self.failures
+
+    # -- mitmproxy's connection hooks --------------------------------------
+
+    def server_connect_error(self, data) -> None:
+        self._failed(data.server, "connection failed", over_tls=False)
+
+    def tls_failed_server(self, data) -> None:
+        self._failed(data.conn, "TLS handshake failed", over_tls=True)
+
+    def server_connected(self, data) -> None:
+        if self.failures and data.server.address:
+            self._reached(_address(data.server), over_tls=False)
+
+    def tls_established_server(self, data) -> None:
+        if self.failures and data.conn.address:
+            self._reached(_address(data.conn), over_tls=True)
+
+    def _failed(self, server, fallback_reason: str, over_tls: bool) -> None:
+        if not server.address:
+            return
+        address = _address(server)
+        host, port = address
+        if address not in self.failures:
+            logger.log(
+                logging.WARNING if self.covers(host, port) else logging.DEBUG,
+                f"cors: mitmproxy cannot reach {host}:{port}: {server.error or fallback_reason}. The browser "
+                "reports this request as a CORS error, because mitmproxy's own error page carries no CORS "
+                f"headers; from now on, while {host}:{port} stays down, the addon answers its matched requests "
+                "with a readable 502 (or 504) saying why",
+            )
+        if len(self.failures) < MAX_TRACKED:
+            self.failures[address] = ConnectFailure(server.error or fallback_reason, over_tls)
+
+    def _reached(self, address: Address, over_tls: bool) -> None:
+        failure = self.failures.get(address)
+        # A TCP connection proves nothing about a TLS failure; a TLS handshake proves both.
+        if failure is not None and (over_tls or not failure.over_tls):
+            del self.failures[address]
+            logger.info(f"cors: {address[0]}:{address[1]} is reachable again")
+
+    # -- called by the flow hooks ------------------------------------------
+
+    async def answer_if_down(self, flow: http.HTTPFlow, decision: Decision) -> bool:
+        """Check the flow's upstream, which failed before. If it is still down, answer
+        the flow and return True: a forwarded preflight gets the usual preflight answer
+        (so the actual request can show the error), anything else a readable error."""
+        request = flow.request
+        address = (request.host, request.port)
+        failure = await self.probe(address, request.scheme == "https", request.host)
+        if failure is None:
+            return False
+        if decision.kind is Kind.FORWARD_PREFLIGHT:
+            flow.response = preflight_response(policy.preflight_fields(decision))
+            return True
+        flow.response = unreachable_response(decision, address, failure)
+        add_comment(flow, f"cors: {address[0]}:{address[1]} unreachable ({failure.reason}): answered {failure.status}")
+        return True
+
+    async def probe(self, address: Address, use_tls: bool, server_name: str) -> ProbeFailure | None:
+        """None if `address` can be reached now (and the failure is forgotten)."""
+        known = self.failures.get(address)
+        context = upstream_tls_context() if use_tls and known is not None and known.over_tls else None
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(*address, ssl=context, server_hostname=server_name if context else None),
+                PROBE_SECONDS,
+            )
+        except TimeoutError:
+            return ProbeFailure(f"no answer within {PROBE_SECONDS:g} s", 504)
+        except ssl.SSLError as e:
+            return ProbeFailure(f"TLS handshake failed: {e.reason or e}", 502)
+        except ConnectionRefusedError:
+            return ProbeFailure("connection refused (is the API running?)", 502)
+        except socket.gaierror as e:
+            return ProbeFailure(f"DNS lookup of {address[0]} failed: {e.strerror}", 502)
+        except OSError as e:
+            return ProbeFailure(e.strerror or str(e), 502)
+        writer.close()
+        if self.failures.pop(address, None) is not None:
+            logger.info(f"cors: {address[0]}:{address[1]} is reachable again")
+        return None
+
+
+def _address(connection) -> Address:
+    return tuple(connection.address[:2])  # type: ignore[return-value]
+
+
+def upstream_tls_context() -> ssl.SSLContext:
+    """Verification as mitmproxy's options set it, for checking an upstream whose TLS failed."""
+    options = ctx.options
+    if getattr(options, "ssl_insecure", False):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    cafile = getattr(options, "ssl_verify_upstream_trusted_ca", None) or None
+    cadir = getattr(options, "ssl_verify_upstream_trusted_confdir", None) or None
+    return ssl.create_default_context(cafile=cafile, capath=cadir)
+
+
+def unreachable_response(decision: Decision, address: Address, failure: ProbeFailure) -> http.Response:
+    host, port = address
+    text = (
+        f"cors-addon: mitmproxy could not reach {host}:{port}: {failure.reason}.\n"
+        "This answer comes from the proxy, not from the API; it was checked again just now.\n"
+    )
+    fields = ((b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", str(len(text.encode())).encode()))
+    fields, _ = policy.response_fields(decision, fields)
+    return text_response(failure.status, text, fields)
