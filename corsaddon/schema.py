@@ -172,8 +172,8 @@ def _upstream_origin(value: Any) -> UpstreamOrigin:
 KEYS: dict[str, Key] = {
     k.name: k
     for k in (
-        Key("name", None, "shown in logs, comments and cors.status; unique", _name, policy=False,
-            default_text='"rule N" (its position, from 1)'),
+        Key("name", None, "shown in logs, comments and cors.status; unique (N: the rule's position, from 1)",
+            _name, policy=False, default_text='"rule N"'),
         Key("enabled", True, "false skips the rule", _boolean, policy=False),
         Key("hosts", [], "host patterns the rule applies to; it needs hosts or a filter", _hosts, policy=False),
         Key("paths", None, "path globs, without the query; default every path", _paths, policy=False,

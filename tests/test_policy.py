@@ -15,13 +15,12 @@ from corsaddon.policy import (
     response_vary,
 )
 
+from .flows import LOCAL
+
 
 def rule(**keys):
     body = "\n".join(f"{k} = {v}" for k, v in keys.items())
     return parse(f'[[rules]]\nhosts = ["api.example.com"]\n{body}', lambda e: None).rules[0]
-
-
-LOCAL = "http://localhost:3000"
 
 
 def cors(origins=(), method=None, headers=None, private_network=False):

@@ -1,4 +1,5 @@
-"""The README's examples run as written."""
+"""The README's and the rules reference's examples run as written, and the reference lists what
+the code accepts."""
 
 from __future__ import annotations
 
@@ -8,19 +9,38 @@ import pytest
 
 from corsaddon.parsing import parse, parse_file
 from corsaddon.rulesfile import compile_filter
+from corsaddon.schema import KEYS, LOCAL_ORIGINS
 
 from .proxy import ROOT, Mitmdump, fetch
 
 README = (ROOT / "README.md").read_text()
+REFERENCE = (ROOT / "docs" / "rules.md").read_text()
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, re.S)
+def blocks(language: str, text: str = README) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
 
 
-@pytest.mark.parametrize("text", blocks("toml"))
+@pytest.mark.parametrize("text", blocks("toml") + blocks("toml", REFERENCE))
 def test_every_toml_example_is_a_valid_rules_file(text):
     assert parse(text, compile_filter).rules
+
+
+def test_the_reference_lists_exactly_the_schema_keys_with_their_defaults():
+    table = REFERENCE.split("## Keys", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \| .+ \|$", table, re.M)
+    assert [name for name, _ in rows] == list(KEYS)
+    assert {name: default.strip("`") for name, default in rows} == {k.name: k.shown_default for k in KEYS.values()}
+
+
+@pytest.mark.parametrize("name", ["README.md", "docs/rules.md", "rules.toml"])
+def test_the_default_origins_are_written_alike_everywhere(name):
+    text = (ROOT / name).read_text()
+    mentions = [m.start() for m in re.finditer(re.escape("http://127.0.0.1:*"), text)]
+    assert mentions
+    for at in mentions:
+        around = text[max(0, at - 120) : at + 120]
+        assert all(origin in around for origin in LOCAL_ORIGINS), around
 
 
 def test_the_shipped_rules_file_is_valid():
