@@ -18,9 +18,11 @@ from mitmproxy.net.http import url
 from . import policy
 from .headerfields import Fields
 from .parsing import RulesError
+from .patterns import MAX_HOST, parse_port
 from .policy import AnswerMemo, Decision, Kind
+from .quote import clip, quote
 from .responses import add_comment, make_ok, preflight_response
-from .rules import RuleSet
+from .rules import FilterFailed, RuleSet
 from .rulesfile import RulesFile, default_path, file_signature
 from .schema import OriginMode
 from .upstreams import UpstreamHealth
@@ -101,13 +103,7 @@ class CorsAddon:
     @command.command("cors.status")
     def status(self) -> str:
         """The rules file, whether the addon is on, and each rule with its hit count."""
-        rs = self.ruleset
-        state = "on" if self.enabled else "off (cors_enabled = false)"
-        lines = [f"cors: {state}; {self.rules_file.path}: {rs.summary()}"]
-        for rule in rs.rules:
-            on = "on " if rs.enabled and rule.enabled else "off"
-            lines.append(f"  [{on}] {rule.name}: {rule.action}, {rs.hits[rule.index]} hits")
-        text = "\n".join(lines)
+        text = status_text(self.ruleset, self.enabled, self.rules_file.path)
         logger.info(text)
         return text
 
@@ -118,7 +114,11 @@ class CorsAddon:
         if not self.enabled or not ruleset.active or not flow.live:  # like modify_headers: saved flows stay as saved
             return
         request = flow.request
-        rule = ruleset.match(host_names(request), request.path.partition("?")[0], flow)
+        try:
+            rule = ruleset.match(host_names(request), request.path.partition("?")[0], flow)
+        except FilterFailed as e:
+            self.notices.note(("filter", e.rule.name), f"cors: {e}; such flows pass untouched", logging.WARNING)
+            return
         if rule is None:
             return
         cors = policy.CorsRequest.read(request.headers.fields)
@@ -128,17 +128,18 @@ class CorsAddon:
         decision = policy.decide(rule, request.method, cors, self.answers.of(rule))
         self.decisions[flow] = decision
         if decision.kind is Kind.DISALLOWED:
+            origin = quote(decision.origin)
             self.notices.note(
-                ("origin", rule.name, decision.origin or ""),
-                f"cors: rule {rule.name!r}: origin {decision.origin!r} is not in allow_origins; "
-                f"{request.method} {request.pretty_url} passed through untouched",
+                ("origin", rule.name, origin),
+                f"cors: rule {rule.label}: origin {origin} is not in allow_origins; "
+                f"{clip(request.method)} {clip(request.url)} passed through untouched",
             )
         elif decision.rewrites_origin:
             if rule.upstream_origin.mode is OriginMode.DROP:
                 del request.headers["origin"]
             else:
                 request.headers["origin"] = rule.upstream_origin.origin
-        add_comment(flow, f"cors: rule {rule.name!r}: {decision.kind.value}")
+        add_comment(flow, f"cors: rule {rule.label}: {decision.kind.value}")
 
     def request(self, flow: http.HTTPFlow):
         decision = self.decisions.get(flow)
@@ -173,10 +174,11 @@ class CorsAddon:
         elif not response.stream and is_event_stream(fields):
             response.stream = True  # an event stream never ends: buffering it would hold back every event
         if replaced and decision.origin:
+            host = clip(flow.request.pretty_host)
             self.notices.note(
-                ("replaced", decision.rule.name, flow.request.pretty_host),
-                f"cors: rule {decision.rule.name!r}: replaced the CORS headers {flow.request.pretty_host} "
-                f"sent ({', '.join(replaced)})",
+                ("replaced", decision.rule.name, host),
+                f"cors: rule {decision.rule.label}: replaced the CORS headers {host} sent "
+                f"({clip(', '.join(replaced))})",
             )
 
 
@@ -187,16 +189,26 @@ class Notices:
     def __init__(self) -> None:
         self.seen: set[tuple[str, ...]] = set()
 
-    def note(self, key: tuple[str, ...], message: str) -> None:
+    def note(self, key: tuple[str, ...], message: str, level: int = logging.INFO) -> None:
+        """`key` and `message` hold only short prefixes of request values (see `quote`)."""
         if key in self.seen:
             logger.debug(message)
             return
         if len(self.seen) < NOTE_LIMIT:
             self.seen.add(key)
-        logger.info(message)
+        logger.log(level, message)
 
     def forget(self) -> None:
         self.seen.clear()
+
+
+def status_text(rs: RuleSet, enabled: bool, path: str) -> str:
+    state = "on" if enabled else "off (cors_enabled = false)"
+    lines = [f"cors: {state}; {path}: {rs.summary()}"]
+    for rule in rs.rules:
+        on = "on " if rs.enabled and rule.enabled else "off"
+        lines.append(f"  [{on}] {rule.name}: {rule.action}, {rs.hits[rule.index]} hits")
+    return "\n".join(lines)
 
 
 def log_startup_hints() -> None:
@@ -230,15 +242,17 @@ def host_names(request: http.Request) -> tuple[tuple[str, int], ...]:
     authority = request.host_header
     if not authority:
         return (destination,)
+    if len(authority) > MAX_HOST + 6:
+        return (destination,)  # longer than any host[:port]: it can only match `*`, which needs no name
     host, colon, port = authority.rpartition(":")
     if not colon or "]" in port:  # no port, or the end of a bare [IPv6]
         host, port = authority, ""
     if not port:
         asked = (host, url.default_port(request.scheme) or request.port)
-    elif port.isdigit():
-        asked = (host, int(port))
+    elif (number := parse_port(port)) is not None:
+        asked = (host, number)
     else:
-        return (destination,)
+        return (destination,)  # an odd port: match on the destination alone, quietly
     return (asked,) if asked == destination else (asked, destination)
 
 

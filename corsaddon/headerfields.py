@@ -17,41 +17,45 @@ def encode(headers: Iterable[tuple[str, str]]) -> Fields:
 
 
 def rewrite_fields(fields: Fields, cors: Fields, vary: Sequence[str]) -> tuple[Fields, list[str]]:
-    """One pass: drop every Access-Control-* field, merge `vary` into the first Vary
-    field (dropping later ones), append `cors`. Returns the fields and the names dropped."""
+    """One pass: drop every Access-Control-* field, append to the first Vary field the
+    names of `vary` that no Vary field lists yet (its own bytes stay as they are; a Vary
+    field is added if there is none), append `cors`. Returns the fields and the names dropped."""
     kept: list[tuple[bytes, bytes]] = []
     removed: list[str] = []
-    vary_values: list[str] = []
-    vary_at: list[int] = []
+    vary_values: list[bytes] = []
+    first_vary = -1
     for field in fields:
         name = field[0].lower()
         if name[:15] == b"access-control-":
             removed.append(field[0].decode("latin-1"))
             continue
         if name == b"vary":
-            vary_at.append(len(kept))
-            vary_values.append(field[1].decode("latin-1"))
+            if first_vary < 0:
+                first_vary = len(kept)
+            vary_values.append(field[1])
         kept.append(field)
-    merged = merge_vary(vary_values, vary) if vary else None
-    if merged is not None and vary_at:
-        kept[vary_at[0]] = (kept[vary_at[0]][0], merged.encode("latin-1"))
-        if len(vary_at) > 1:
-            later = set(vary_at[1:])
-            kept = [f for i, f in enumerate(kept) if i not in later]
+    missing = missing_vary(vary_values, vary) if vary else ()
     kept.extend(cors)
-    if merged is not None and not vary_at:
-        kept.append((b"Vary", merged.encode("latin-1")))
+    if missing:
+        names = ", ".join(missing).encode("ascii")
+        if first_vary < 0:
+            kept.append((b"Vary", names))
+        else:
+            name, value = kept[first_vary]
+            kept[first_vary] = (name, value + b", " + names if value.strip(OWS) else names)
     return tuple(kept), removed
 
 
-def merge_vary(values: Sequence[str], names: Sequence[str]) -> str | None:
-    """The combined Vary value with `names` added to the existing `values`, or
-    None when nothing needs to change (all present, or `Vary: *`)."""
-    existing = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    lowered = {v.lower() for v in existing}
-    if "*" in lowered:
-        return None
-    missing = [n for n in names if n.lower() not in lowered]
-    if not missing:
-        return None
-    return ", ".join(existing + missing)
+OWS = b" \t\r\n"  # optional white space around list elements (and obs-fold line breaks)
+
+
+def missing_vary(values: Sequence[bytes], names: Sequence[str]) -> tuple[str, ...]:
+    """The `names` that the Vary field values do not list yet; none when one of them is `*`."""
+    listed = set()
+    for value in values:
+        for element in value.split(b","):
+            element = element.strip(OWS).lower()
+            if element == b"*":
+                return ()
+            listed.add(element)
+    return tuple(n for n in names if n.lower().encode("ascii") not in listed)

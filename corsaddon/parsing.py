@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .patterns import HostKind
+from .quote import clip, quote
 from .rules import Rule, RuleSet
-from .schema import KEYS, MATCH_KEYS, POLICY_KEYS, Action, show
+from .schema import KEYS, MATCH_KEYS, POLICY_KEYS, Action
 
 FilterCompiler = Callable[[str], Callable[[Any], bool]]
 
@@ -50,7 +51,9 @@ def parse(text: str, compile_filter: FilterCompiler, source: str = "rules.toml")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise RulesError(f"{source}: TOML syntax error: {e}") from None
+        raise RulesError(f"{source}: TOML syntax error: {clip(str(e), 200)}") from None
+    except RecursionError:
+        raise RulesError(f"{source}: the file nests arrays or tables too deeply to be read") from None
     lines = _rule_lines(text)
     warnings: list[str] = []
 
@@ -63,7 +66,7 @@ def parse(text: str, compile_filter: FilterCompiler, source: str = "rules.toml")
             raise fail("top level", _unknown(key, TOP_KEYS, hint="rule keys go under [[rules]] or [defaults]"))
     enabled = doc.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise fail("enabled", f"expected true or false, got {show(enabled)}")
+        raise fail("enabled", f"expected true or false, got {quote(enabled)}")
 
     raw_defaults = doc.get("defaults", {})
     if not isinstance(raw_defaults, dict):
@@ -71,7 +74,7 @@ def parse(text: str, compile_filter: FilterCompiler, source: str = "rules.toml")
     for key in raw_defaults:
         if key not in POLICY_KEYS:
             why = "only rule policy keys can have defaults" if key in MATCH_KEYS else None
-            raise fail("[defaults]", why and f"{key!r} cannot be set here: {why}" or _unknown(key, POLICY_KEYS))
+            raise fail("[defaults]", why and f"{quote(key)} cannot be set here: {why}" or _unknown(key, POLICY_KEYS))
     defaults = {}
     for name in POLICY_KEYS:
         try:
@@ -87,13 +90,13 @@ def parse(text: str, compile_filter: FilterCompiler, source: str = "rules.toml")
     names: set[str] = set()
     for i, raw in enumerate(raw_rules):
         name = raw.get("name", f"rule {i + 1}")
-        label = f"rule {name!r}" if isinstance(name, str) else f"rule {i + 1}"
+        label = f"rule {quote(name)}" if isinstance(name, str) else f"rule {i + 1}"
         try:
             rule = _compile_rule(i, raw, defaults, compile_filter)
         except ValueError as e:
             raise fail(label, str(e), i) from None
         if rule.name in names:
-            raise fail(label, f"duplicate name {rule.name!r}: give each rule its own name", i)
+            raise fail(label, f"duplicate name {quote(rule.name)}: give each rule its own name", i)
         names.add(rule.name)
         rules.append(rule)
         if rule.enabled:
@@ -139,7 +142,7 @@ def _warnings(rule: Rule, label: str) -> list[str]:
     if any(h.kind is HostKind.ANY for h in rule.hosts):
         warnings.append(f'{label} applies to every host (hosts = ["*"])')
     if rule.action is Action.INJECT and rule.allow_credentials and rule.admits_every_origin:
-        admits = ", ".join(show(o) for o in rule.allow_origins if o == "*" or "*" in o.partition("://")[2])
+        admits = ", ".join(quote(o) for o in rule.allow_origins if o == "*" or "*" in o.partition("://")[2])
         warnings.append(
             f"{label} lets any origin read responses with credentials (allow_origins has {admits} "
             "and allow_credentials = true): any page you visit can read this API as you"
@@ -151,7 +154,7 @@ def _warnings(rule: Rule, label: str) -> list[str]:
 
 def _unknown(key: str, known: Iterable[str], hint: str | None = None) -> str:
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    message = f"unknown key {key!r}"
+    message = f"unknown key {quote(key)}"
     if close:
         return f"{message} (did you mean {close[0]!r}?)"
     return f"{message} ({hint})" if hint else f"{message}; known keys: {', '.join(known)}"

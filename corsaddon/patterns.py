@@ -10,12 +10,19 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from .quote import quote
+
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 # RFC 9110 token: what a method or a header name may be made of.
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Longest request value we are ready to copy into a response header.
 MAX_REFLECTED = 4096
+# Longest host a request can name: a DNS name has at most 253 characters (a trailing dot and
+# IPv6 brackets aside). A longer one matches no host pattern but `*`.
+MAX_HOST = 255
+# Longest origin a browser can send: a scheme, "://", the longest host and ":65535".
+MAX_ORIGIN = 300
 
 _SCHEME = r"[a-z][a-z0-9+.-]*"
 _HOSTNAME = r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?"
@@ -86,7 +93,7 @@ def is_browser_origin(value: str) -> bool:
     """True for `null` and for origins in the exact form browsers serialise."""
     if value == "null":
         return True
-    if len(value) > MAX_REFLECTED:
+    if len(value) > MAX_ORIGIN:
         return False
     m = _ORIGIN.fullmatch(value)
     if m is None:
@@ -131,20 +138,20 @@ class HostPattern:
             return cls(HostKind.ANY, "", None)
         if "://" in raw:
             hint = raw.split("://", 1)[1].split("/", 1)[0]
-            raise PatternError(f"hosts are names, not URLs: write {hint!r} instead of {raw!r}")
+            raise PatternError(f"hosts are names, not URLs: write {quote(hint)} instead of {quote(raw)}")
         if "/" in raw:
-            raise PatternError(f"{raw!r} has a path; hosts are names only (use paths = [...] for paths)")
+            raise PatternError(f"{quote(raw)} has a path; hosts are names only (use paths = [...] for paths)")
         name, port = _split_host_port(raw)
         kind = HostKind.EXACT
         if name.startswith("*."):
             kind, name = HostKind.SUFFIX, name[2:]
         if "*" in name:
             raise PatternError(
-                f"{raw!r}: '*' is allowed only as a whole host ('*') or as a leading label ('*.example.com')"
+                f"{quote(raw)}: '*' is allowed only as a whole host ('*') or as a leading label ('*.example.com')"
             )
         name = normalize_host(name)
         if not name or not re.fullmatch(r"[a-z0-9_.:-]+", name) or ".." in name:
-            raise PatternError(f"{raw!r} is not a host name, IP address or [IPv6] address")
+            raise PatternError(f"{quote(raw)} is not a host name, IP address or [IPv6] address")
         return cls(kind, name, port)
 
 
@@ -152,29 +159,39 @@ def _split_host_port(raw: str) -> tuple[str, int | None]:
     if raw.startswith("["):
         close = raw.find("]")
         if close < 0:
-            raise PatternError(f"{raw!r}: unclosed '[' in IPv6 address")
+            raise PatternError(f"{quote(raw)}: unclosed '[' in IPv6 address")
         name, rest = raw[: close + 1], raw[close + 1 :]
         if rest and not rest.startswith(":"):
-            raise PatternError(f"{raw!r}: expected ':port' after the IPv6 address")
+            raise PatternError(f"{quote(raw)}: expected ':port' after the IPv6 address")
         port_text = rest[1:] if rest else None
     elif raw.count(":") == 1:
         name, port_text = raw.split(":")
     elif ":" in raw:
-        raise PatternError(f"{raw!r}: write IPv6 addresses in brackets, like '[::1]' or '[::1]:8000'")
+        raise PatternError(f"{quote(raw)}: write IPv6 addresses in brackets, like '[::1]' or '[::1]:8000'")
     else:
         name, port_text = raw, None
     if port_text is None:
         return name, None
-    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
-        raise PatternError(f"{raw!r}: the port must be a number from 1 to 65535")
-    return name, int(port_text)
+    port = parse_port(port_text)
+    if port is None:
+        raise PatternError(f"{quote(raw)}: invalid port: the port must be a number from 1 to 65535")
+    return name, port
+
+
+def parse_port(text: str) -> int | None:
+    """The port in `text` if it is one (ASCII digits, 1 to 65535), else None. `str.isdigit`
+    alone would take `²` and 5,000-digit strings that `int()` refuses or takes long over."""
+    if not 0 < len(text) <= 5 or not text.isascii() or not text.isdigit():
+        return None
+    port = int(text)
+    return port if 0 < port <= 65535 else None
 
 
 def parse_path_pattern(text: str) -> Glob:
     if not (text.startswith("/") or text.startswith("*")):
-        raise PatternError(f"{text!r}: path patterns start with '/' (for example '/v1/*')")
+        raise PatternError(f"{quote(text)}: path patterns start with '/' (for example '/v1/*')")
     if "?" in text:
-        raise PatternError(f"{text!r}: paths are matched without the query; remove '?...'")
+        raise PatternError(f"{quote(text)}: paths are matched without the query; remove '?...'")
     return Glob(text)
 
 
@@ -198,15 +215,22 @@ class OriginPattern:
         lowered = text.strip().lower()
         scheme, sep, rest = lowered.partition("://")
         if not sep or not scheme:
-            raise PatternError(f"{text!r} is not an origin: write scheme://host[:port], like 'http://localhost:3000'")
+            raise PatternError(
+                f"{quote(text)} is not an origin: write scheme://host[:port], like 'http://localhost:3000'"
+            )
         if "/" in rest:
             hint = f"{scheme}://{rest.split('/', 1)[0]}"
-            raise PatternError(f"{text!r}: origins have no path or trailing slash: write {hint!r}")
+            raise PatternError(f"{quote(text)}: origins have no path or trailing slash: write {quote(hint)}")
         if not rest:
-            raise PatternError(f"{text!r} has no host")
+            raise PatternError(f"{quote(text)} has no host")
         host, _, port = rest.rpartition(":") if not rest.endswith("]") else (rest, "", "")
-        if host and port.isdigit() and DEFAULT_PORTS.get(scheme) == int(port):
-            raise PatternError(f"{text!r}: browsers never send the default port; write {scheme + '://' + host!r}")
+        if host and "*" not in port and parse_port(port) is None:
+            raise PatternError(f"{quote(text)}: invalid port: the port must be a number from 1 to 65535")
+        default = DEFAULT_PORTS.get(scheme)
+        if host and default is not None and parse_port(port) == default:
+            raise PatternError(
+                f"{quote(text)}: browsers never send the default port; write {quote(scheme + '://' + host)}"
+            )
         return cls(lowered)
 
     def match(self, origin: str) -> bool:

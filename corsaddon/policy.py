@@ -15,7 +15,7 @@ from enum import Enum
 
 from .headerfields import Fields, encode, rewrite_fields
 from .memo import BoundedMemo
-from .patterns import header_list, is_token
+from .patterns import MAX_ORIGIN, MAX_REFLECTED, header_list, is_browser_origin, is_token
 from .rules import Rule, RuleSet
 from .schema import Action, OriginMode, Preflight
 
@@ -24,6 +24,9 @@ SAFELISTED_RESPONSE = frozenset(
     {"cache-control", "content-language", "content-length", "content-type", "expires", "last-modified", "pragma"}
 )
 NEVER_READABLE = frozenset({"set-cookie", "set-cookie2"})
+# Longest requested method and headers, together, whose preflight answer is remembered:
+# browsers send short lists; a longer one is answered all the same, just not kept.
+MEMO_KEY_CHARS = 512
 
 
 class Kind(Enum):
@@ -48,24 +51,25 @@ class CorsRequest:
     @classmethod
     def read(cls, fields: Fields) -> CorsRequest:
         origins: list[str] = []
-        method = headers = None
+        requested: list[bytes] = []
+        method = None
         private_network = websocket = False
         for name, value in fields:
             name = name.lower()
             if name == b"origin":
-                origins.append(value.decode("latin-1"))
+                origins.append(value[: MAX_ORIGIN + 1].decode("latin-1"))  # longer: not an origin anyway
             elif name[:15] == b"access-control-":
                 if name == b"access-control-request-method":
-                    method = value.decode("latin-1")
+                    method = value[: MAX_REFLECTED + 1].decode("latin-1")
                 elif name == b"access-control-request-headers":
-                    text = value.decode("latin-1")
-                    headers = text if headers is None else f"{headers},{text}"
+                    requested.append(value)  # joined once below: repeated fields cost linear time
                 elif name == b"access-control-request-private-network":
                     private_network = value.strip().lower() == b"true"
             elif name == b"upgrade":
                 websocket = value.strip().lower() == b"websocket"
-        if not (origins or method or headers or private_network or websocket):
+        if not (origins or method or requested or private_network or websocket):
             return NO_CORS_HEADERS
+        headers = b",".join(requested)[: MAX_REFLECTED + 1].decode("latin-1") if requested else None
         return cls(tuple(origins), method, headers, private_network, websocket)
 
 
@@ -144,11 +148,17 @@ def decide(rule: Rule, method: str, request: CorsRequest, answers: RuleAnswers |
 
 
 def allowed_origin(rule: Rule, origin: str, answers: RuleAnswers) -> str | None:
-    """`rule.allowed_origin(origin)`, remembered."""
+    """`rule.allowed_origin(origin)`, remembered for well-formed origins (so no
+    request can fill the memo with long or junk values)."""
+    if len(origin) > MAX_ORIGIN:
+        return None  # no origin is that long
     memo = answers.allow_origin
     if origin in memo:
         return memo[origin]
-    return memo.remember(origin, rule.allowed_origin(origin))
+    answer = rule.allowed_origin(origin)
+    if answer is not None or is_browser_origin(origin):
+        memo.remember(origin, answer)
+    return answer
 
 
 def preflight_headers(decision: Decision) -> list[tuple[str, str]]:
@@ -200,7 +210,8 @@ def preflight_fields(decision: Decision) -> Fields:
     fields = memo.get(key)
     if fields is None:
         fields, _ = rewrite_fields((), encode(preflight_headers(decision)), preflight_vary(decision.rule))
-        memo.remember(key, fields)
+        if len(decision.request.method or "") + len(decision.request.headers or "") <= MEMO_KEY_CHARS:
+            memo.remember(key, fields)
     return fields
 
 

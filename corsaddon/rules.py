@@ -12,10 +12,19 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .memo import BoundedMemo
-from .patterns import Glob, HostKind, HostPattern, OriginPattern, is_browser_origin, normalize_host
+from .patterns import MAX_HOST, Glob, HostKind, HostPattern, OriginPattern, is_browser_origin, normalize_host
+from .quote import quote
 from .schema import POLICY_KEYS, Action, Preflight, UpstreamOrigin
 
 Predicate = Callable[[Any], bool]
+
+
+class FilterFailed(Exception):
+    """A rule's filter raised while it was evaluated on a flow."""
+
+    def __init__(self, rule: Rule, error: BaseException) -> None:
+        super().__init__(f"rule {rule.label}: its filter failed on this flow ({type(error).__name__})")
+        self.rule = rule
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -42,6 +51,7 @@ class Rule:
     allow_private_network: bool
     upstream_origin: UpstreamOrigin
     # Derived at load:
+    label: str = field(init=False)  # the name, quoted for messages (short, whatever its length)
     any_origin: bool = field(init=False)
     wildcard_answer: bool = field(init=False)  # answers a literal `Access-Control-Allow-Origin: *`
     allows_null: bool = field(init=False)
@@ -54,6 +64,7 @@ class Rule:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
+        s(self, "label", quote(self.name))
         any_origin = "*" in self.allow_origins
         s(self, "any_origin", any_origin)
         s(self, "wildcard_answer", any_origin and not self.allow_credentials)
@@ -154,14 +165,24 @@ class RuleSet:
     def match(self, names: Iterable[HostKey], path: str, flow: Any = None) -> Rule | None:
         """The first enabled rule, in file order, whose hosts match any of
         `names` ((host, port) pairs), whose paths match `path` (no query) and
-        whose filter accepts `flow`."""
+        whose filter accepts `flow`. Raises FilterFailed when a filter raises:
+        the flow is then none of any rule's business."""
         if not self.active:
             return None
-        for rule in self.candidates(tuple(names)):
+        names = tuple(names)
+        candidates = self._candidates.get(names)
+        if candidates is None:
+            candidates = self.candidates(names)
+        for rule in candidates:
             if rule.paths and not rule.matches_path(path):
                 continue
-            if rule.filter is not None and not rule.filter(flow):
-                continue
+            if rule.filter is not None:
+                try:
+                    accepted = rule.filter(flow)
+                except Exception as e:
+                    raise FilterFailed(rule, e) from e
+                if not accepted:
+                    continue
             return rule
         return None
 
@@ -169,7 +190,9 @@ class RuleSet:
         """The enabled rules, in file order, whose hosts match any of `names` (paths and filters aside)."""
         found = self._candidates.get(names)
         if found is None:
-            found = self._candidates.remember(names, self._lookup(names))
+            found = self._lookup(names)
+            if all(len(host) <= MAX_HOST for host, _ in names):  # no memo of what no DNS name can be
+                self._candidates.remember(names, found)
         return found
 
     def covers(self, host: str, port: int) -> bool:
@@ -179,14 +202,17 @@ class RuleSet:
     def _lookup(self, names: tuple[HostKey, ...]) -> tuple[Rule, ...]:
         found: dict[int, Rule] = {r.index: r for r in self._everywhere}
         for host, port in names:
+            if len(host) > MAX_HOST:
+                continue  # no host pattern but `*` can match it (and its parents would cost quadratic time)
             host = normalize_host(host)
             for rule in self._exact.get(host, ()):
                 found[rule.index] = rule
             for rule in self._exact_port.get((host, port), ()):
                 found[rule.index] = rule
-            parent = host
-            while "." in parent:
-                parent = parent.split(".", 1)[1]
+            dot = host.find(".")
+            while dot >= 0:
+                parent = host[dot + 1 :]
+                dot = host.find(".", dot + 1)
                 for rule in self._suffix.get(parent, ()):
                     found[rule.index] = rule
                 for rule in self._suffix_port.get((parent, port), ()):

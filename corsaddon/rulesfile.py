@@ -13,9 +13,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from mitmproxy import flowfilter
+from mitmproxy import flowfilter, http
 
 from .parsing import RulesError, parse_file
+from .quote import clip
 from .rules import RuleSet
 
 logger = logging.getLogger(__name__)
@@ -38,14 +39,29 @@ def default_path() -> str:
 
 
 def compile_filter(expression: str) -> flowfilter.TFilter:
-    return flowfilter.parse(expression)  # raises ValueError with mitmproxy's own message
+    """mitmproxy's filter for `expression`, tried once on a sample flow: ValueError (with
+    mitmproxy's own message) when it cannot be parsed, or raises when it is evaluated."""
+    try:
+        predicate = flowfilter.parse(expression)
+        predicate(_sample_flow())
+    except ValueError as e:
+        raise ValueError(clip(str(e), 300)) from None
+    except Exception as e:  # RecursionError from "!!!!...", and whatever else a filter can raise
+        raise ValueError(f"mitmproxy cannot evaluate this filter ({type(e).__name__})") from None
+    return predicate
+
+
+def _sample_flow() -> http.HTTPFlow:
+    from mitmproxy.test import tflow  # shipped with mitmproxy; only needed when a rule has a filter
+
+    return tflow.tflow(resp=True)
 
 
 def file_signature(path: str) -> Signature | None:
     """What changes when a file is saved, in place or by rename; None if absent."""
     try:
         st = os.stat(path)  # follows a symlink: saves to its target count
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -56,10 +72,16 @@ def read_rules(path: str) -> RuleSet | None:
     read or applied."""
     try:
         return parse_file(path, compile_filter)
+    except RulesError:
+        raise
     except FileNotFoundError:
         raise RulesFileMissing(f"{path} not found") from None
     except OSError as e:
         raise RulesError(f"{path}: cannot read the rules file: {e.strerror or e}") from None
+    except RecursionError:
+        raise RulesError(f"{path}: the file nests arrays or tables too deeply to be read") from None
+    except Exception as e:  # MemoryError, and whatever else reading hostile input may raise
+        raise RulesError(f"{path}: cannot read the rules file: {type(e).__name__}: {clip(str(e))}") from None
 
 
 class RulesFile:
@@ -124,24 +146,36 @@ class RulesFile:
             self.watcher = None
 
     async def watch(self) -> None:
-        pending = None
+        pending: Signature | None = None
+        failing = False
         while True:
             await asyncio.sleep(POLL_SECONDS)
-            path = self.path
-            signature = file_signature(path)
-            if signature == self.loaded_signature:
-                pending = None
-                continue
-            if signature != pending and signature is not None:
-                pending = signature  # still being written: read it once it holds still
-                continue
-            pending = None
-            self.loaded_signature = signature
             try:
-                ruleset = await asyncio.to_thread(read_rules, path)
-            except RulesError as e:
-                if path == self.path:
-                    self.log_error(e)
-                continue
+                pending = await self.poll(pending)
+                failing = False
+            except Exception as e:  # one failed poll never ends the watch
+                if not failing:
+                    logger.error(
+                        f"cors: watching {self.path} failed ({type(e).__name__}: {clip(str(e))}); still watching"
+                    )
+                failing = True
+
+    async def poll(self, pending: Signature | None) -> Signature | None:
+        """Read the file if it changed and has held still since the last poll (`pending`:
+        the signature seen then). Returns the signature to hold still next time."""
+        path = self.path
+        signature = file_signature(path)
+        if signature == self.loaded_signature:
+            return None
+        if signature != pending and signature is not None:
+            return signature  # still being written: read it once it holds still
+        self.loaded_signature = signature
+        try:
+            ruleset = await asyncio.to_thread(read_rules, path)
+        except RulesError as e:
             if path == self.path:
-                self.settle(path, ruleset)
+                self.log_error(e)
+            return None
+        if path == self.path:
+            self.settle(path, ruleset)
+        return None

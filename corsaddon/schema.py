@@ -15,6 +15,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from .patterns import Glob, HostPattern, OriginPattern, PatternError, is_browser_origin, is_token, parse_path_pattern
+from .quote import quote
 
 LOCAL_ORIGINS = ("http://localhost:*", "https://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
 
@@ -61,19 +62,13 @@ class Key:
         return json.dumps(self.default)  # a TOML value for the str, bool, int and list defaults used here
 
 
-def show(value: Any) -> str:
-    """A value from the rules file, quoted for an error message (short, whatever its size)."""
-    text = repr(value) if not isinstance(value, bool) else str(value).lower()
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {show(value)}")
+        raise ValueError(f"expected true or false, got {quote(value)}")
     return value
 
 
@@ -82,14 +77,14 @@ def _choice(enum: type[StrEnum]) -> Callable[[Any], Any]:
         try:
             return enum(value)
         except (ValueError, TypeError):
-            raise ValueError(f"expected {' or '.join(repr(m.value) for m in enum)}, got {show(value)}") from None
+            raise ValueError(f"expected {' or '.join(repr(m.value) for m in enum)}, got {quote(value)}") from None
 
     return compile
 
 
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a non-empty string, got {show(value)}")
+        raise ValueError(f"expected a non-empty string, got {quote(value)}")
     return value
 
 
@@ -102,26 +97,26 @@ def _each(value: Any, parse_one: Callable[[str], Any]) -> tuple[Any, ...]:
 
 def _hosts(value: Any) -> tuple[HostPattern, ...]:
     if not is_str_list(value):
-        raise ValueError(f'expected a list of host patterns like ["api.example.com"], got {show(value)}')
+        raise ValueError(f'expected a list of host patterns like ["api.example.com"], got {quote(value)}')
     return _each(value, HostPattern.parse)
 
 
 def _paths(value: Any) -> tuple[Glob, ...]:
     if not is_str_list(value) or not value:
-        raise ValueError(f'expected a non-empty list of path patterns like ["/v1/*"], got {show(value)}')
+        raise ValueError(f'expected a non-empty list of path patterns like ["/v1/*"], got {quote(value)}')
     return _each(value, parse_path_pattern)
 
 
 def _filter(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f'expected a mitmproxy filter expression like "~m GET", got {show(value)}')
+        raise ValueError(f'expected a mitmproxy filter expression like "~m GET", got {quote(value)}')
     return value
 
 
 def _origins(value: Any) -> tuple[str, ...]:
     if not is_str_list(value) or not value:
         raise ValueError(
-            f'expected a non-empty list of origins like ["http://localhost:3000"], got {show(value)} '
+            f'expected a non-empty list of origins like ["http://localhost:3000"], got {quote(value)} '
             "(to switch a rule off, write enabled = false)"
         )
     return _origin_list(tuple(value))
@@ -144,10 +139,10 @@ def _tokens(what: str) -> Callable[[Any], tuple[str, ...] | None]:
         if value == "*":
             return None  # None: "*", worked out per request
         if not is_str_list(value):
-            raise ValueError(f'expected "*" or a list of {what}s, got {show(value)}')
+            raise ValueError(f'expected "*" or a list of {what}s, got {quote(value)}')
         for item in value:
             if not is_token(item):
-                raise ValueError(f"{show(item)} is not a valid HTTP {what} (no spaces, commas or quotes)")
+                raise ValueError(f"{quote(item)} is not a valid HTTP {what} (no spaces, commas or quotes)")
         return tuple(value)
 
     return compile
@@ -155,7 +150,7 @@ def _tokens(what: str) -> Callable[[Any], tuple[str, ...] | None]:
 
 def _seconds(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"expected a whole number of seconds >= 0, got {show(value)}")
+        raise ValueError(f"expected a whole number of seconds >= 0, got {quote(value)}")
     return value
 
 
@@ -166,7 +161,7 @@ def _upstream_origin(value: Any) -> UpstreamOrigin:
         return UpstreamOrigin(OriginMode.DROP)
     if isinstance(value, str) and is_browser_origin(value):
         return UpstreamOrigin(OriginMode.REPLACE, value)
-    raise ValueError(f'expected "keep", "drop" or an origin like "https://app.example.com", got {show(value)}')
+    raise ValueError(f'expected "keep", "drop" or an origin like "https://app.example.com", got {quote(value)}')
 
 
 KEYS: dict[str, Key] = {

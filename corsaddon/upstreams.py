@@ -20,7 +20,9 @@ from typing import NamedTuple
 from mitmproxy import ctx, http
 
 from . import policy
+from .patterns import MAX_HOST
 from .policy import Decision, Kind
+from .quote import clip
 from .responses import add_comment, preflight_response, text_response
 
 logger = logging.getLogger(__name__)
@@ -79,24 +81,27 @@ class UpstreamHealth:
         if not server.address:
             return
         address = _address(server)
-        host, port = address
+        if len(address[0]) > MAX_HOST:
+            return  # no DNS name is that long: mitmproxy's own error page says enough
+        host, port = clip(address[0]), address[1]
+        reason = clip(server.error or fallback_reason, 300)
         if address not in self.failures:
             logger.log(
                 logging.WARNING if self.covers(host, port) else logging.DEBUG,
-                f"cors: mitmproxy cannot reach {host}:{port}: {server.error or fallback_reason}. The browser "
+                f"cors: mitmproxy cannot reach {host}:{port}: {reason}. The browser "
                 "reports this request as a CORS error, because mitmproxy's own error page carries no CORS "
                 f"headers; from now on, while {host}:{port} stays down, the addon answers its matched requests "
                 "with a readable 502 (or 504) saying why",
             )
         if len(self.failures) < MAX_TRACKED:
-            self.failures[address] = ConnectFailure(server.error or fallback_reason, over_tls)
+            self.failures[address] = ConnectFailure(reason, over_tls)
 
     def _reached(self, address: Address, over_tls: bool) -> None:
         failure = self.failures.get(address)
         # A TCP connection proves nothing about a TLS failure; a TLS handshake proves both.
         if failure is not None and (over_tls or not failure.over_tls):
             del self.failures[address]
-            logger.info(f"cors: {address[0]}:{address[1]} is reachable again")
+            logger.info(f"cors: {clip(address[0])}:{address[1]} is reachable again")
 
     # -- called by the flow hooks ------------------------------------------
 
@@ -113,7 +118,9 @@ class UpstreamHealth:
             flow.response = preflight_response(policy.preflight_fields(decision))
             return True
         flow.response = unreachable_response(decision, address, failure)
-        add_comment(flow, f"cors: {address[0]}:{address[1]} unreachable ({failure.reason}): answered {failure.status}")
+        add_comment(
+            flow, f"cors: {clip(address[0])}:{address[1]} unreachable ({failure.reason}): answered {failure.status}"
+        )
         return True
 
     async def probe(self, address: Address, use_tls: bool, server_name: str) -> ProbeFailure | None:
@@ -132,12 +139,12 @@ class UpstreamHealth:
         except ConnectionRefusedError:
             return ProbeFailure("connection refused (is the API running?)", 502)
         except socket.gaierror as e:
-            return ProbeFailure(f"DNS lookup of {address[0]} failed: {e.strerror}", 502)
+            return ProbeFailure(f"DNS lookup of {clip(address[0])} failed: {e.strerror}", 502)
         except OSError as e:
             return ProbeFailure(e.strerror or str(e), 502)
         writer.close()
         if self.failures.pop(address, None) is not None:
-            logger.info(f"cors: {address[0]}:{address[1]} is reachable again")
+            logger.info(f"cors: {clip(address[0])}:{address[1]} is reachable again")
         return None
 
 
@@ -159,7 +166,7 @@ def upstream_tls_context() -> ssl.SSLContext:
 
 
 def unreachable_response(decision: Decision, address: Address, failure: ProbeFailure) -> http.Response:
-    host, port = address
+    host, port = clip(address[0]), address[1]
     text = (
         f"cors-addon: mitmproxy could not reach {host}:{port}: {failure.reason}.\n"
         "This answer comes from the proxy, not from the API; it was checked again just now.\n"

@@ -9,13 +9,14 @@ import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mitmproxy import http
 
 from corsaddon.addon import CorsAddon
 from corsaddon.parsing import parse
 from corsaddon.rules import RuleSet
 from corsaddon.rulesfile import compile_filter
 
-from .flows import make_flow, run_hooks, upstream_response
+from .flows import LOCAL, make_flow, run_hooks, upstream_response
 
 ORIGINS = [
     "http://localhost:3000", "https://app.example.com", "https://a.b.example.com", "null",
@@ -196,3 +197,63 @@ def test_cors_invariants(rule, request, response):
         assert method in SAFELISTED_METHODS or method in allowed_methods
         allowed_headers = {h.strip().lower() for h in (headers.get("access-control-allow-headers") or "").split(",")}
         assert all(h in allowed_headers or h in SAFELISTED_HEADERS for h in names)
+
+
+ANY_BYTES = st.binary(max_size=300) | st.sampled_from([b"", b"\xff\xfe", "²".encode(), b"a." * 200, b"9" * 5000])
+RULES_FOR_BYTES = parse(
+    """
+    [[rules]]
+    name = "api"
+    hosts = ["api.example.com", "*.example.org"]
+    expose_headers = "*"
+    [[rules]]
+    name = "credentials"
+    hosts = ["127.0.0.1"]
+    allow_credentials = true
+    allow_origins = ["*", "null"]
+    preflight = "forward"
+    """,
+    compile_filter,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    host=ANY_BYTES,
+    destination=st.sampled_from(["api.example.com", "127.0.0.1", "x.example.org"]),
+    origins=st.lists(ANY_BYTES | st.sampled_from([LOCAL.encode(), b"null"]), max_size=2),
+    acrm=st.none() | ANY_BYTES,
+    acrh=st.none() | ANY_BYTES,
+    target=ANY_BYTES,
+    method=st.sampled_from([b"GET", b"OPTIONS", b"PUT"]),
+    upstream_fields=st.lists(st.tuples(st.sampled_from(NAMES).map(str.encode) | ANY_BYTES, ANY_BYTES), max_size=6),
+)
+def test_no_bytes_in_a_request_or_response_make_a_hook_raise(
+    host, destination, origins, acrm, acrh, target, method, upstream_fields
+):
+    fields = [(b"Host", host)] + [(b"Origin", o) for o in origins]
+    if acrm is not None:
+        fields.append((b"Access-Control-Request-Method", acrm))
+    if acrh is not None:
+        fields.append((b"Access-Control-Request-Headers", acrh))
+    addon = CorsAddon()
+    addon.put_in_force(RULES_FOR_BYTES)
+    flow = make_flow()
+    flow.request = http.Request(
+        destination, 80, method, b"http", b"", b"/" + target, b"HTTP/1.1", http.Headers(fields), b"", None, 0, 0
+    )
+    upstream = upstream_response(200, (), b"body")
+    upstream.headers.fields = tuple(upstream_fields)
+    run_hooks(addon, flow, upstream)  # raises if a hook does
+
+    headers = flow.response.headers
+    cors = [(n, v) for n, v in headers.fields if n.lower().startswith(b"access-control-")]
+    if flow.response is upstream and cors == [
+        f for f in upstream_fields if f[0].lower().startswith(b"access-control-")
+    ]:
+        return  # passed through as the API sent it
+    for name, value in cors:  # the addon's own: never a CR, LF or NUL
+        assert not re.search(rb"[\r\n\0]", name + value), (name, value)
+    assert len(headers.get_all("access-control-allow-origin")) <= 1
+    if headers.get("access-control-allow-credentials") == "true":
+        assert headers.get_all("access-control-allow-origin") != ["*"]
