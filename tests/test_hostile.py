@@ -9,10 +9,12 @@ import subprocess
 
 from corsaddon.addon import CorsAddon
 from corsaddon.parsing import parse
-from corsaddon.rulesfile import compile_filter
+from corsaddon.rules import RuleSet
+from corsaddon.rulesfile import RulesFile, compile_filter
 
 from .flows import LOCAL, make_flow, run_hooks, upstream_response
 from .proxy import MITMDUMP, ROOT, free_port
+from .test_addon import wait_for
 from .upstream import Upstream
 
 DEEP = "enabled = true\nx = " + "[" * 3000 + "]" * 3000 + "\n"
@@ -171,3 +173,43 @@ def test_a_filter_that_raises_on_a_flow_leaves_it_untouched_and_is_logged_once(c
         assert (f.response is None) is (path == "/boom")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["cors: rule 'f': its filter failed on this flow (RuntimeError); such flows pass untouched"]
+
+
+def test_megabyte_origins_through_the_proxy_log_short_lines(start_proxy):
+    with Upstream() as upstream:
+        proxy = start_proxy(rule_for(upstream.port))
+        for i in range(5):
+            head = raw_request(
+                proxy.port,
+                b"GET http://127.0.0.1:%d/x HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://%d%s.example\r\n\r\n"
+                % (upstream.port, i, b"o" * 1024 * 1024),
+            )
+            # Passed through untouched: the test API's own refusal of so long a line, without CORS headers.
+            assert head.startswith(b"HTTP/1.1 431") and b"Access-Control-Allow-Origin" not in head
+        proxy.wait_for_log(r"cors: rule 'api': origin 'http://4o")
+        assert max(len(line) for line in proxy.lines) < 600
+
+
+async def test_a_failing_poll_does_not_end_the_watcher(tmp_path, caplog):
+    """Whatever goes wrong in one poll (here the step that puts rules in force fails once), the
+    watcher logs it once and goes on watching."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rules]]\nhosts = ["a"]\n')
+    in_force = []
+
+    def put_in_force(ruleset):
+        if not in_force:
+            in_force.append(None)
+            raise RuntimeError("something broke")
+        in_force.append(ruleset)
+
+    rules_file = RulesFile(put_in_force, lambda: RuleSet())
+    rules_file.follow(str(path), None)
+    rules_file.start_watching()
+    try:
+        assert await wait_for(lambda: "failed (RuntimeError: something broke); still watching" in caplog.text)
+        path.write_text('[[rules]]\nhosts = ["b"]\n')
+        assert await wait_for(lambda: len(in_force) == 2)
+        assert [h.name for h in in_force[1].rules[0].hosts] == ["b"]
+    finally:
+        rules_file.stop_watching()
