@@ -18,6 +18,8 @@ ARGS ?=
 DEV_DEPS = import tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]; \
 	print("\n".join(r for group in ("test", "lint") for r in extras[group]))
 
+NODE_DEPS = .cache/roundtrip/.installed
+
 .PHONY: run test lint bench clean
 
 $(VENV)/bin/python:
@@ -29,10 +31,16 @@ $(VENV)/.run-deps: $(VENV)/bin/python Makefile
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(MITMPROXY)"
 	@touch $@
 
-$(VENV)/.test-deps: $(VENV)/.run-deps pyproject.toml
+$(VENV)/.test-deps: $(VENV)/.run-deps pyproject.toml $(NODE_DEPS)
 	$(VENV)/bin/python -c '$(DEV_DEPS)' | \
 		xargs $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(MITMPROXY)"
 	@touch $@
+
+# Express 5 and cors 2.8 for the round-trip test of the generated Express configuration (needs npm).
+$(NODE_DEPS): Makefile
+	@if command -v npm >/dev/null; then \
+		npm install --silent --no-audit --no-fund --prefix .cache/roundtrip express@5 cors@2.8 && touch $@; \
+	else echo "make: npm not found: the Express round-trip test will be skipped (CI installs it)"; fi
 
 run: $(VENV)/.run-deps
 	$(VENV)/bin/mitmdump -s cors_addon.py --listen-host 127.0.0.1 --listen-port $(PORT) \
@@ -51,5 +59,5 @@ bench: $(VENV)/.test-deps
 	$(VENV)/bin/python -m bench
 
 clean:
-	rm -rf .venv .venv-* .pytest_cache .hypothesis
+	rm -rf .venv .venv-* .pytest_cache .hypothesis .cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

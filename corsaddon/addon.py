@@ -16,6 +16,7 @@ from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.net.http import url
 
 from . import policy
+from .apicheck import ApiCheck
 from .headerfields import Fields
 from .parsing import RulesError
 from .patterns import MAX_HOST, parse_port
@@ -42,7 +43,8 @@ class CorsAddon:
         self.notices = Notices()
         self.rules_file = RulesFile(self.put_in_force, lambda: self.ruleset)
         self.health = UpstreamHealth(lambda host, port: self.ruleset.covers(host, port))
-        self.addons = [self.health]
+        self.api_check = ApiCheck()
+        self.addons = [self.health, self.api_check]
 
     def put_in_force(self, ruleset: RuleSet) -> None:
         self.ruleset, self.answers = ruleset, AnswerMemo(ruleset)
@@ -52,12 +54,8 @@ class CorsAddon:
 
     def load(self, loader) -> None:
         loader.add_option("cors_rules", str, default_path(), "CORS rules file (TOML), reloaded on every save.")
-        loader.add_option(
-            "cors_enabled",
-            bool,
-            True,
-            "Apply the CORS rules. When off, flows pass untouched (the rules file is still watched).",
-        )
+        enabled_help = "Apply the CORS rules. When off, flows pass untouched (the rules file is still watched)."
+        loader.add_option("cors_enabled", bool, True, enabled_help)
 
     def configure(self, updated: set[str]) -> None:
         if "cors_enabled" in updated:
@@ -161,7 +159,10 @@ class CorsAddon:
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         decision = self.decisions.get(flow)
-        if decision is None or not decision.changes_response:
+        if decision is None:
+            return
+        self.api_check.record(flow, decision)  # on the API's own answer, before it is changed
+        if not decision.changes_response:
             return
         response = flow.response
         assert response is not None

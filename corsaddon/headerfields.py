@@ -5,9 +5,13 @@ Pure: imports nothing from mitmproxy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 Fields = tuple[tuple[bytes, bytes], ...]
+
+# First bytes of "Access-Control-" and "Vary", either case: the only names a rewrite looks at.
+CORS_FIRST_BYTES = frozenset(b"AaVv")
 
 
 def encode(headers: Iterable[tuple[str, str]]) -> Fields:
@@ -25,16 +29,18 @@ def rewrite_fields(fields: Fields, cors: Fields, vary: Sequence[str]) -> tuple[F
     vary_values: list[bytes] = []
     first_vary = -1
     for field in fields:
-        name = field[0].lower()
-        if name[:15] == b"access-control-":
-            removed.append(field[0].decode("latin-1"))
-            continue
-        if name == b"vary":
-            if first_vary < 0:
-                first_vary = len(kept)
-            vary_values.append(field[1])
+        name = field[0]
+        if name and name[0] in CORS_FIRST_BYTES:  # most names cannot be either: no need to lowercase them
+            name = name.lower()
+            if name[:15] == b"access-control-":
+                removed.append(field[0].decode("latin-1"))
+                continue
+            if name == b"vary":
+                if first_vary < 0:
+                    first_vary = len(kept)
+                vary_values.append(field[1])
         kept.append(field)
-    missing = missing_vary(vary_values, vary) if vary else ()
+    missing = missing_vary(tuple(vary_values), tuple(vary)) if vary else ()
     kept.extend(cors)
     if missing:
         names = ", ".join(missing).encode("ascii")
@@ -49,8 +55,17 @@ def rewrite_fields(fields: Fields, cors: Fields, vary: Sequence[str]) -> tuple[F
 OWS = b" \t\r\n"  # optional white space around list elements (and obs-fold line breaks)
 
 
-def missing_vary(values: Sequence[bytes], names: Sequence[str]) -> tuple[str, ...]:
+def missing_vary(values: tuple[bytes, ...], names: tuple[str, ...]) -> tuple[str, ...]:
     """The `names` that the Vary field values do not list yet; none when one of them is `*`."""
+    if sum(map(len, values)) <= VARY_MEMO_BYTES:
+        return _missing_vary_memo(values, names)  # an API sends the same few Vary values over and over
+    return _missing_vary(values, names)
+
+
+VARY_MEMO_BYTES = 256
+
+
+def _missing_vary(values: tuple[bytes, ...], names: tuple[str, ...]) -> tuple[str, ...]:
     listed = set()
     for value in values:
         for element in value.split(b","):
@@ -59,3 +74,6 @@ def missing_vary(values: Sequence[bytes], names: Sequence[str]) -> tuple[str, ..
                 return ()
             listed.add(element)
     return tuple(n for n in names if n.lower().encode("ascii") not in listed)
+
+
+_missing_vary_memo = functools.lru_cache(maxsize=256)(_missing_vary)

@@ -35,6 +35,7 @@ class Kind(Enum):
     CORS = "CORS response"
     NO_ORIGIN = "request without Origin"
     STRIP = "stripped CORS headers"
+    OBSERVE = "observed"
     DISALLOWED = "origin not allowed"
 
 
@@ -47,13 +48,14 @@ class CorsRequest:
     headers: str | None = None  # Access-Control-Request-Headers
     private_network: bool = False  # Access-Control-Request-Private-Network: true
     websocket: bool = False
+    credentials: bool = False  # carries Cookie or Authorization
 
     @classmethod
     def read(cls, fields: Fields) -> CorsRequest:
         origins: list[str] = []
         requested: list[bytes] = []
         method = None
-        private_network = websocket = False
+        private_network = websocket = credentials = False
         for name, value in fields:
             name = name.lower()
             if name == b"origin":
@@ -67,10 +69,12 @@ class CorsRequest:
                     private_network = value.strip().lower() == b"true"
             elif name == b"upgrade":
                 websocket = value.strip().lower() == b"websocket"
+            elif name == b"cookie" or name == b"authorization":
+                credentials = True
         if not (origins or method or requested or private_network or websocket):
             return NO_CORS_HEADERS
         headers = b",".join(requested)[: MAX_REFLECTED + 1].decode("latin-1") if requested else None
-        return cls(tuple(origins), method, headers, private_network, websocket)
+        return cls(tuple(origins), method, headers, private_network, websocket, credentials)
 
 
 NO_CORS_HEADERS = CorsRequest()
@@ -112,12 +116,13 @@ class Decision:
     kind: Kind
     answers: RuleAnswers
     request: CorsRequest = NO_CORS_HEADERS
-    origin: str | None = None  # the request's Origin; for DISALLOWED, all its Origin headers joined by ", "
+    origin: str | None = None  # the request's Origin; for DISALLOWED and OBSERVE, all its Origin headers joined by ", "
     allow_origin: str | None = None  # the Access-Control-Allow-Origin to send
 
     @property
     def changes_response(self) -> bool:
-        return self.kind is not Kind.DISALLOWED and self.kind is not Kind.ANSWER_PREFLIGHT
+        kind = self.kind  # identity tests: an Enum's hash is a Python-level call
+        return kind is not Kind.DISALLOWED and kind is not Kind.ANSWER_PREFLIGHT and kind is not Kind.OBSERVE
 
     @property
     def rewrites_origin(self) -> bool:
@@ -134,6 +139,8 @@ def decide(rule: Rule, method: str, request: CorsRequest, answers: RuleAnswers |
         answers = RuleAnswers()
     if rule.action is Action.STRIP:
         return Decision(rule, Kind.STRIP, answers, request)
+    if rule.action is Action.OBSERVE:
+        return Decision(rule, Kind.OBSERVE, answers, request, ", ".join(request.origins) or None)
     origins = request.origins
     if not origins:
         return Decision(rule, Kind.NO_ORIGIN, answers, request, allow_origin="*" if rule.wildcard_answer else None)

@@ -23,6 +23,7 @@ LOCAL_ORIGINS = ("http://localhost:*", "https://localhost:*", "http://127.0.0.1:
 class Action(StrEnum):
     INJECT = "inject"
     STRIP = "strip"
+    OBSERVE = "observe"
 
 
 class Preflight(StrEnum):
@@ -77,7 +78,8 @@ def _choice(enum: type[StrEnum]) -> Callable[[Any], Any]:
         try:
             return enum(value)
         except (ValueError, TypeError):
-            raise ValueError(f"expected {' or '.join(repr(m.value) for m in enum)}, got {quote(value)}") from None
+            *others, last = (repr(m.value) for m in enum)
+            raise ValueError(f"expected {', '.join(others)} or {last}, got {quote(value)}") from None
 
     return compile
 
@@ -175,7 +177,8 @@ KEYS: dict[str, Key] = {
             default_text="every path"),
         Key("filter", None, "a mitmproxy filter expression, ANDed with hosts and paths", _filter, policy=False,
             default_text="none"),
-        Key("action", "inject", '"inject" CORS headers, or "strip" them all', _choice(Action)),
+        Key("action", "inject", '"inject" CORS headers, "strip" them all, or "observe" (change nothing)',
+            _choice(Action)),
         Key("allow_origins", list(LOCAL_ORIGINS), "origins whose pages may read the API", _origins),
         Key("allow_methods", "*", '"*" (the requested method) or a list of methods', _tokens("method")),
         Key("allow_headers", "*", '"*" (the requested headers) or a list of header names', _tokens("header name")),

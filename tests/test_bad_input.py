@@ -9,7 +9,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import textwrap
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from corsaddon.rulesfile import compile_filter, read_rules
 
 from .certs import make_server_cert
 from .flows import LOCAL, make_flow, run_hooks, upstream_response
+from .nginx import start_nginx
 from .proxy import ROOT, Mitmdump, fetch, free_port
 from .upstream import Upstream
 
@@ -157,28 +157,18 @@ def test_oversized_and_repeated_headers_through_a_real_proxy(tmp_path):
 def test_http2_upstream(tmp_path):
     ca, _ = make_server_cert(tmp_path / "certs", "127.0.0.1")
     port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        textwrap.dedent(f"""
-        {"user root;" if os.geteuid() == 0 else ""}
-        daemon off; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log crit;
-        events {{}}
-        http {{
-            access_log off;
-            client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;
-            fastcgi_temp_path {tmp_path}/fcgi; uwsgi_temp_path {tmp_path}/uwsgi; scgi_temp_path {tmp_path}/scgi;
-            server {{
-                listen 127.0.0.1:{port} ssl http2;
-                ssl_certificate {tmp_path}/certs/server.pem; ssl_certificate_key {tmp_path}/certs/server.pem;
-                location / {{
-                    add_header Access-Control-Allow-Origin "*" always;
-                    add_header X-Proto $server_protocol always;
-                    default_type application/json; return 200 '{{"ok":true}}';
-                }}
-            }}
-        }}""")
+    nginx = start_nginx(
+        tmp_path / "nginx",
+        f"""
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {tmp_path}/certs/server.pem; ssl_certificate_key {tmp_path}/certs/server.pem;
+        location / {{
+            add_header Access-Control-Allow-Origin "*" always;
+            add_header X-Proto $server_protocol always;
+            default_type application/json; return 200 '{{"ok":true}}';
+        }}
+        """,
     )
-    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path)])
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rules]]\nhosts = ["127.0.0.1"]\nallow_credentials = true\n')
     proxy = Mitmdump(rules, tmp_path / "conf", "--mode", f"reverse:https://127.0.0.1:{port}",

@@ -109,7 +109,7 @@ def test_empty_lists_are_valid_and_mean_none_beyond_the_safelist():
         ('hosts = ["a"]\npaths = []', "paths: expected a non-empty list"),
         ('hosts = ["a"]\nfilter = "nonsense"', "filter: Invalid filter expression: 'nonsense'"),
         ('hosts = ["a"]\nfilter = ""', "filter: expected a mitmproxy filter expression"),
-        ('hosts = ["a"]\naction = "allow"', "action: expected 'inject' or 'strip', got 'allow'"),
+        ('hosts = ["a"]\naction = "allow"', "action: expected 'inject', 'strip' or 'observe', got 'allow'"),
         ('hosts = ["a"]\npreflight = true', "preflight: expected 'answer' or 'forward', got true"),
         ('hosts = ["a"]\nallow_origins = []', "allow_origins: expected a non-empty list of origins"),
         ('hosts = ["a"]\nallow_origins = "*"', "allow_origins: expected a non-empty list of origins"),

@@ -1,0 +1,143 @@
+"""Telling the backend what to fix: the browser's verdict on each matched flow's answer from the API,
+and the report per API (the command `cors.report`, the option `cors_report`, a summary at stop).
+
+A small addon of its own; the flow hooks call `record` before they change the response, so the
+verdict is on what the API sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+from mitmproxy import command, ctx, http
+
+from .headerfields import Fields
+from .memo import BoundedMemo
+from .patterns import header_list
+from .policy import Decision, Kind, exposable
+from .quote import clip
+from .report import NOT_CHECKED, Call, Report, Verdict
+from .responses import add_comment
+from .schema import Action
+from .verdict import CorsAsk, check, cors_fields
+
+logger = logging.getLogger(__name__)
+
+LOG_LIMIT = 1000  # distinct (API, reason) pairs logged at info
+MEMO_BYTES = 2048  # an answer whose CORS headers are longer is judged, but not remembered
+
+
+class Judged(NamedTuple):
+    verdicts: list[Verdict]  # counted in the report: the same request answered the same way adds 1 to each
+    comment: str
+
+
+class ApiCheck:
+    def __init__(self) -> None:
+        self.report = Report()
+        self.logged: set[tuple[str, str]] = set()
+        self.judged: BoundedMemo[tuple, Judged] = BoundedMemo()
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "cors_report",
+            str,
+            "",
+            "Write the CORS report (what each API must fix, with configuration for its framework) to this "
+            "file on cors.report and when the proxy stops: Markdown, or JSON for a path ending in .json.",
+        )
+
+    def record(self, flow: http.HTTPFlow, decision: Decision) -> None:
+        """Check the API's answer to a matched cross-origin request as the browser would, before
+        the addon changes it; comment the flow, log each new (API, reason) once, add it to the report.
+        The same request answered the same way is judged once: later ones are only counted."""
+        cors, response = decision.request, flow.response
+        if not cors.origins or response is None:
+            return  # not a cross-origin request from a page: CORS does not apply
+        answered = decision.kind is Kind.ANSWER_PREFLIGHT
+        seen = () if answered else cors_fields(response.headers.fields)
+        data = flow.request.data
+        # A flat tuple: hashed in C (a dataclass's hash is a Python-level call).
+        status_ok = 200 <= response.status_code < 300
+        key = (decision.rule, data.scheme, data.host, data.port, data.method, answered, cors.origins, cors.method,
+               cors.headers, cors.credentials, cors.private_network, status_ok, seen)  # fmt: skip
+        judged = self.judged.get(key)
+        if judged is None:
+            judged = self.judge(flow, decision, seen)
+            if len(cors.origins) == 1 and sum(len(v) for _, v in seen) <= MEMO_BYTES:
+                self.judged.remember(key, judged)
+        else:
+            for verdict in judged.verdicts:
+                verdict.count += 1
+        add_comment(flow, judged.comment)
+
+    def judge(self, flow: http.HTTPFlow, decision: Decision, seen: Fields) -> Judged:
+        request, cors, rule = flow.request, decision.request, decision.rule
+        preflight = request.method == "OPTIONS" and cors.method is not None
+        requested = header_list(cors.headers) if preflight and cors.headers else None
+        ask = CorsAsk(
+            origin=", ".join(cors.origins),
+            credentials=cors.credentials or rule.allow_credentials,
+            preflight=preflight,
+            method=cors.method or "" if preflight else "",
+            headers=tuple(sorted({h.lower() for h in requested.split(",")})) if requested else (),
+            private_network=preflight and cors.private_network,
+        )
+        api = f"{request.scheme}://{clip(request.host)}:{request.port}"
+        expose = rule.expose_headers
+        if expose is None:  # "*": the names this API actually sends
+            names = (n.decode("latin-1") for n, _ in flow.response.headers.fields)
+            expose = tuple(filter(None, exposable(names).split(", ")))
+        call = Call(
+            api=api,
+            example=f"{clip(request.method)} {clip(request.path)} from {clip(ask.origin)}",
+            ask=ask,
+            actual_method=request.method,
+            allowed=rule.action is Action.OBSERVE or decision.allow_origin is not None,
+            max_age=rule.max_age,
+            expose_headers=expose,
+        )
+        if decision.kind is Kind.ANSWER_PREFLIGHT:
+            return Judged(self.report.record(call, None), f"cors: API check: {NOT_CHECKED}")
+        findings = check(ask, flow.response.status_code, seen)
+        verdicts = self.report.record(call, findings)
+        if not findings:
+            return Judged(verdicts, "cors: API check: passes")
+        for finding in findings:
+            key = (api, finding.reason.name)
+            if key not in self.logged and len(self.logged) < LOG_LIMIT:
+                self.logged.add(key)
+                verb = "fails the browser's CORS check" if finding.reason.fails else "has a CORS warning"
+                logger.info(f"cors: API {api} {verb}: {finding} ({call.example})")
+        fails = any(f.reason.fails for f in findings)
+        text = "; ".join(str(f) for f in findings)
+        return Judged(verdicts, clip(f"cors: API check: {'fails' if fails else 'passes, but'}: {text}", 300))
+
+    @command.command("cors.report")
+    def report_command(self) -> str:
+        """What each API must fix, with configuration for its framework (also written to cors_report)."""
+        text = self.report.as_markdown()
+        logger.info(f"cors: report\n{text}")
+        self.write()
+        return text
+
+    def done(self) -> None:
+        if not self.report:
+            return
+        logger.info("cors: what the APIs must fix:\n  " + "\n  ".join(self.report.summary()))
+        self.write()
+
+    def write(self) -> None:
+        path = ctx.options.cors_report
+        if not path:
+            return
+        target = Path(path).expanduser()
+        text = self.report.as_json() if target.suffix == ".json" else self.report.as_markdown()
+        try:
+            target.write_text(text)
+        except OSError as e:
+            logger.error(f"cors: cannot write the report to {clip(str(target))}: {e.strerror or e}")
+            return
+        logger.info(f"cors: report written to {target}")
