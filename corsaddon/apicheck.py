@@ -89,7 +89,7 @@ class ApiCheck:
         expose = rule.expose_headers
         if expose is None:  # "*": the names this API actually sends
             names = (n.decode("latin-1") for n, _ in flow.response.headers.fields)
-            expose = tuple(filter(None, exposable(names).split(", ")))
+            expose = exposable(names)
         call = Call(
             api=api,
             example=f"{clip(request.method)} {clip(request.path)} from {clip(ask.origin)}",

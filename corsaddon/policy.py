@@ -197,7 +197,7 @@ def response_headers(decision: Decision, response_names: Iterable[str]) -> list[
     out = _origin_headers(decision)
     expose = decision.rule.expose_value
     if decision.rule.expose_headers is None:
-        expose = exposable(response_names)
+        expose = ", ".join(exposable(response_names))
     if expose:
         out.append(("Access-Control-Expose-Headers", expose))
     return out
@@ -257,7 +257,7 @@ def response_vary(rule: Rule) -> tuple[str, ...]:
     return () if rule.wildcard_answer else ("Origin",)
 
 
-def exposable(names: Iterable[str]) -> str:
+def exposable(names: Iterable[str]) -> tuple[str, ...]:
     """The response's own header names a script may be allowed to read, for
     `expose_headers = "*"`. Names, never a literal `*`, so it works with credentials."""
     seen: dict[str, str] = {}
@@ -267,4 +267,4 @@ def exposable(names: Iterable[str]) -> str:
             continue
         if lower not in seen and is_token(name):
             seen[lower] = name
-    return ", ".join(seen.values())
+    return tuple(seen.values())
