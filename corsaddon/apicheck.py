@@ -66,7 +66,13 @@ class ApiCheck:
         judged = self.judged.get(key)
         if judged is None:
             judged = self.judge(flow, decision, seen)
-            if len(cors.origins) == 1 and sum(len(v) for _, v in seen) <= MEMO_BYTES:
+            # Not remembered: several origins (never a browser's), long CORS headers, or a rule with
+            # expose_headers = "*", whose report lists every header name the API sends (not in the key).
+            if (
+                len(cors.origins) == 1
+                and decision.rule.expose_headers is not None
+                and (sum(len(v) for _, v in seen) <= MEMO_BYTES)
+            ):
                 self.judged.remember(key, judged)
         else:
             for verdict in judged.verdicts:

@@ -152,3 +152,11 @@ def test_nothing_recorded_means_no_summary_at_stop(cors, caplog):
     a = cors()
     a.api_check.done()
     assert "must fix" not in caplog.text
+
+
+def test_expose_star_reports_every_header_name_the_api_sends(cors):
+    a = cors('action = "observe"\nexpose_headers = "*"\n')
+    for name in ("X-Request-Id", "X-Trace"):
+        run_hooks(a, make_flow("GET", API, [("Origin", LOCAL)]), upstream_response(200, [(name, "1")]))
+    policy = a.api_check.report.as_dict()["apis"]["http://api.example.com:80"]["policy"]
+    assert policy["expose_headers"] == ["X-Request-Id", "X-Trace"]
