@@ -7,12 +7,19 @@
 # MITMPROXY='mitmproxy>=11,<12'  choose the mitmproxy release (default: the newest that PYTHON runs)
 # VENV=.venv-x               where the virtualenv lives (one per PYTHON/MITMPROXY pair)
 # PORT=8080 ARGS='--mode reverse:http://localhost:8000'  for make run
+# make browser  a browser through the proxy of make run: PORT, URL=http://localhost:3000,
+#               BROWSER=firefox (or a name or path; default the first Chrome-family browser found),
+#               CONFDIR=~/.mitmproxy (where mitmproxy's CA is, created first if missing)
 
 PYTHON ?= $(shell tools/find-python 3.11+)
 MITMPROXY ?= mitmproxy>=11,<13
 VENV ?= .venv
 PORT ?= 8080
 ARGS ?=
+URL ?=
+CONFDIR ?= ~/.mitmproxy
+# BROWSER from the command line only: many systems export BROWSER (xdg-open, wslview) for other tools.
+BROWSER_CHOICE = $(if $(filter command line,$(origin BROWSER)),$(BROWSER))
 # The test and lint tools: pyproject.toml's optional dependencies, installed with mitmproxy in one
 # resolve, so they cannot upgrade what mitmproxy pins (h11).
 DEV_DEPS = import tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]; \
@@ -20,7 +27,7 @@ DEV_DEPS = import tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["
 
 NODE_DEPS = .cache/roundtrip/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run browser test lint bench clean
 
 $(VENV)/bin/python:
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 found; pass PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -45,6 +52,9 @@ $(NODE_DEPS): Makefile
 run: $(VENV)/.run-deps
 	$(VENV)/bin/mitmdump -s cors_addon.py --listen-host 127.0.0.1 --listen-port $(PORT) \
 		--set connection_strategy=lazy $(ARGS)
+
+browser: $(VENV)/.run-deps
+	@$(VENV)/bin/python -m corsaddon.browser --port '$(PORT)' --confdir '$(CONFDIR)' --browser '$(BROWSER_CHOICE)' '$(URL)'
 
 test: $(VENV)/.test-deps
 	@$(VENV)/bin/mitmdump --version | head -2

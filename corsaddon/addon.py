@@ -17,6 +17,8 @@ from mitmproxy.net.http import url
 
 from . import policy
 from .apicheck import ApiCheck
+from .browser import BrowserCommand
+from .cookies import SessionCookies
 from .headerfields import Fields
 from .parsing import RulesError
 from .patterns import MAX_HOST, parse_port
@@ -27,6 +29,7 @@ from .rules import FilterFailed, RuleSet
 from .rulesfile import RulesFile, default_path, file_signature
 from .schema import OriginMode
 from .upstreams import UpstreamHealth
+from .upstreamtls import UpstreamTlsVerify
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +45,19 @@ class CorsAddon:
         self.decisions: weakref.WeakKeyDictionary[http.HTTPFlow, Decision] = weakref.WeakKeyDictionary()
         self.notices = Notices()
         self.rules_file = RulesFile(self.put_in_force, lambda: self.ruleset)
-        self.health = UpstreamHealth(lambda host, port: self.ruleset.covers(host, port))
+        self.health = UpstreamHealth(
+            lambda host, port: self.ruleset.covers(host, port),
+            lambda host, port: not self.ruleset.skips_tls_verify(((host, port),)),
+        )
         self.api_check = ApiCheck()
-        self.addons = [self.health, self.api_check]
+        rules = lambda: self.ruleset  # noqa: E731
+        self.addons = [
+            self.health,
+            self.api_check,
+            SessionCookies(self.decisions.get),
+            UpstreamTlsVerify(rules),
+            BrowserCommand(),
+        ]
 
     def put_in_force(self, ruleset: RuleSet) -> None:
         self.ruleset, self.answers = ruleset, AnswerMemo(ruleset)

@@ -14,7 +14,7 @@ from typing import Any
 from .memo import BoundedMemo
 from .patterns import MAX_HOST, Glob, HostKind, HostPattern, OriginPattern, is_browser_origin, normalize_host
 from .quote import quote
-from .schema import POLICY_KEYS, Action, Preflight, UpstreamOrigin
+from .schema import POLICY_KEYS, Action, Cookies, Preflight, UpstreamOrigin
 
 Predicate = Callable[[Any], bool]
 
@@ -50,6 +50,8 @@ class Rule:
     preflight: Preflight
     allow_private_network: bool
     upstream_origin: UpstreamOrigin
+    upstream_tls_verify: bool
+    cookies: Cookies
     # Derived at load:
     label: str = field(init=False)  # the name, quoted for messages (short, whatever its length)
     any_origin: bool = field(init=False)
@@ -142,6 +144,7 @@ class RuleSet:
         self._suffix: dict[str, list[Rule]] = {}
         self._suffix_port: dict[HostKey, list[Rule]] = {}
         self._everywhere: list[Rule] = []  # `*` hosts and filter-only rules
+        self.skips_some_tls_verify = any(not r.upstream_tls_verify for r in self.active)
         self._candidates: BoundedMemo[tuple[HostKey, ...], tuple[Rule, ...]] = BoundedMemo()
         for rule in self.active:
             if not rule.hosts:
@@ -198,6 +201,11 @@ class RuleSet:
     def covers(self, host: str, port: int) -> bool:
         """Whether some enabled rule names this host (paths and filters aside)."""
         return bool(self.active) and bool(self.candidates(((host, port),)))
+
+    def skips_tls_verify(self, names: tuple[HostKey, ...]) -> bool:
+        """Whether a rule naming one of these hosts has upstream_tls_verify = false. TLS is per
+        connection, not per request: a rule's paths and filter cannot narrow it."""
+        return self.skips_some_tls_verify and any(not r.upstream_tls_verify for r in self.candidates(names))
 
     def _lookup(self, names: tuple[HostKey, ...]) -> tuple[Rule, ...]:
         found: dict[int, Rule] = {r.index: r for r in self._everywhere}

@@ -31,6 +31,12 @@ class Preflight(StrEnum):
     FORWARD = "forward"
 
 
+class Cookies(StrEnum):
+    KEEP = "keep"
+    SAME_SITE = "same-site"
+    CROSS_SITE = "cross-site"
+
+
 class OriginMode(Enum):
     KEEP = "keep"
     DROP = "drop"
@@ -189,6 +195,10 @@ KEYS: dict[str, Key] = {
             _choice(Preflight)),
         Key("allow_private_network", False, "answer Chrome's private network preflights", _boolean),
         Key("upstream_origin", "keep", '"keep", "drop", or an origin to send to the API instead', _upstream_origin),
+        Key("upstream_tls_verify", True, "false accepts any certificate from this rule's hosts (self-signed APIs)",
+            _boolean),
+        Key("cookies", "keep", '"keep" Set-Cookie, or rewrite it for "same-site" or "cross-site" use',
+            _choice(Cookies)),
     )
 }  # fmt: skip
 POLICY_KEYS = tuple(name for name, key in KEYS.items() if key.policy)

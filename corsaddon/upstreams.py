@@ -27,6 +27,10 @@ from .responses import add_comment, preflight_response, text_response
 
 logger = logging.getLogger(__name__)
 
+TRUST_FIXES = (
+    "set upstream_tls_verify = false in the rule for {host}, or start mitmproxy with "
+    "--set ssl_verify_upstream_trusted_ca=PATH (the API's CA certificate, e.g. mkcert's rootCA.pem)"
+)
 PROBE_SECONDS = 3.0  # longer than this without an answer: 504
 MAX_TRACKED = 1000  # upstreams remembered as down at once
 
@@ -45,17 +49,20 @@ class ProbeFailure(NamedTuple):
 
     reason: str
     status: int  # 502, or 504 when the upstream did not answer in time
+    untrusted: bool = False  # the upstream answered with a certificate mitmproxy does not trust
 
 
 class UpstreamHealth:
     """Upstreams mitmproxy failed to reach, until a connection to them succeeds again.
 
     `covers(host, port)` says whether a rule names the host, so a failure is
-    worth a warning (else it is logged at debug).
+    worth a warning (else it is logged at debug); `verifies(host, port)` whether
+    its certificate is checked (rule key upstream_tls_verify).
     """
 
-    def __init__(self, covers: Callable[[str, int], bool]) -> None:
+    def __init__(self, covers: Callable[[str, int], bool], verifies: Callable[[str, int], bool]) -> None:
         self.covers = covers
+        self.verifies = verifies
         self.failures: dict[Address, ConnectFailure] = {}
 
     def is_down(self, address: Address) -> bool:
@@ -86,13 +93,23 @@ class UpstreamHealth:
         host, port = clip(address[0]), address[1]
         reason = clip(server.error or fallback_reason, 300)
         if address not in self.failures:
-            logger.log(
-                logging.WARNING if self.covers(host, port) else logging.DEBUG,
-                f"cors: mitmproxy cannot reach {host}:{port}: {reason}. The browser "
-                "reports this request as a CORS error, because mitmproxy's own error page carries no CORS "
-                f"headers; from now on, while {host}:{port} stays down, the addon answers its matched requests "
-                "with a readable 502 (or 504) saying why",
-            )
+            level = logging.WARNING if self.covers(host, port) else logging.DEBUG
+            if reason.startswith("Certificate verify failed"):
+                logger.log(
+                    level,
+                    f"cors: mitmproxy does not trust the certificate of {host}:{port} ({reason}) and refused "
+                    "the request; the browser reports it as a CORS error. To accept the certificate, "
+                    + TRUST_FIXES.format(host=host)
+                    + ". Meanwhile the addon answers the matched requests to it with a readable 502 saying this",
+                )
+            else:
+                logger.log(
+                    level,
+                    f"cors: mitmproxy cannot reach {host}:{port}: {reason}. The browser "
+                    "reports this request as a CORS error, because mitmproxy's own error page carries no CORS "
+                    f"headers; from now on, while {host}:{port} stays down, the addon answers its matched requests "
+                    "with a readable 502 (or 504) saying why",
+                )
         if len(self.failures) < MAX_TRACKED:
             self.failures[address] = ConnectFailure(reason, over_tls)
 
@@ -119,14 +136,18 @@ class UpstreamHealth:
             return True
         flow.response = unreachable_response(decision, address, failure)
         add_comment(
-            flow, f"cors: {clip(address[0])}:{address[1]} unreachable ({failure.reason}): answered {failure.status}"
+            flow,
+            f"cors: answered {failure.status}: {clip(address[0])}:{address[1]} "
+            + (f"{failure.reason}" if failure.untrusted else f"unreachable ({failure.reason})"),
         )
         return True
 
     async def probe(self, address: Address, use_tls: bool, server_name: str) -> ProbeFailure | None:
         """None if `address` can be reached now (and the failure is forgotten)."""
         known = self.failures.get(address)
-        context = upstream_tls_context() if use_tls and known is not None and known.over_tls else None
+        context = None
+        if use_tls and known is not None and known.over_tls:
+            context = upstream_tls_context(verify=self.verifies(*address))
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(*address, ssl=context, server_hostname=server_name if context else None),
@@ -134,6 +155,8 @@ class UpstreamHealth:
             )
         except TimeoutError:
             return ProbeFailure(f"no answer within {PROBE_SECONDS:g} s", 504)
+        except ssl.SSLCertVerificationError as e:
+            return ProbeFailure(f"certificate not trusted: {e.verify_message or e.reason}", 502, untrusted=True)
         except ssl.SSLError as e:
             return ProbeFailure(f"TLS handshake failed: {e.reason or e}", 502)
         except ConnectionRefusedError:
@@ -152,10 +175,10 @@ def _address(connection) -> Address:
     return tuple(connection.address[:2])  # type: ignore[return-value]
 
 
-def upstream_tls_context() -> ssl.SSLContext:
-    """Verification as mitmproxy's options set it, for checking an upstream whose TLS failed."""
+def upstream_tls_context(verify: bool = True) -> ssl.SSLContext:
+    """Verification as mitmproxy's options (and the rule) set it, for checking an upstream whose TLS failed."""
     options = ctx.options
-    if getattr(options, "ssl_insecure", False):
+    if not verify or getattr(options, "ssl_insecure", False):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -167,10 +190,17 @@ def upstream_tls_context() -> ssl.SSLContext:
 
 def unreachable_response(decision: Decision, address: Address, failure: ProbeFailure) -> http.Response:
     host, port = clip(address[0]), address[1]
-    text = (
-        f"cors-addon: mitmproxy could not reach {host}:{port}: {failure.reason}.\n"
-        "This answer comes from the proxy, not from the API; it was checked again just now.\n"
-    )
+    if failure.untrusted:
+        text = (
+            f"cors-addon: mitmproxy does not trust the certificate of {host}:{port}: {failure.reason}.\n"
+            "This answer comes from the proxy, not from the API; it was checked again just now.\n"
+            f"To accept the certificate, {TRUST_FIXES.format(host=host)}.\n"
+        )
+    else:
+        text = (
+            f"cors-addon: mitmproxy could not reach {host}:{port}: {failure.reason}.\n"
+            "This answer comes from the proxy, not from the API; it was checked again just now.\n"
+        )
     fields = ((b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", str(len(text.encode())).encode()))
     fields, _ = policy.response_fields(decision, fields)
     return text_response(failure.status, text, fields)

@@ -52,17 +52,42 @@ def make_server_cert(directory: Path, ip: str) -> tuple[Path, ssl.SSLContext]:
     directory.mkdir(parents=True, exist_ok=True)
     ca_path = directory / "ca.pem"
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    chain = directory / "server.pem"
+    return ca_path, server_context(directory / "server.pem", cert, key)
+
+
+def server_context(chain: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> ssl.SSLContext:
+    """A TLS server context serving `cert` (written with its key to `chain`)."""
     chain.write_bytes(
         cert.public_bytes(serialization.Encoding.PEM)
         + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(chain)
-    return ca_path, context
+    return context
 
 
 def spki_hash(cert_pem: Path) -> str:
     cert = x509.load_pem_x509_certificate(cert_pem.read_bytes())
     spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def make_self_signed(directory: Path, host: str = "localhost") -> ssl.SSLContext:
+    """A server context with a self-signed certificate for `host` and 127.0.0.1, as mkcert-less
+    dev servers make (no CA anyone trusts)."""
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(host))
+        .issuer_name(_name(host))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    return server_context(directory / "self-signed.pem", cert, key)

@@ -75,7 +75,7 @@ def test_an_api_that_stops_answering_gives_504(start_proxy):
     assert b"no answer within 3 s" in reply.body
 
 
-def test_tls_failure_gives_a_readable_error(start_proxy, tmp_path):
+def test_an_untrusted_certificate_through_connect_gives_a_readable_error(start_proxy, tmp_path):
     _, tls = make_server_cert(tmp_path / "certs", "127.0.0.2")  # mitmproxy is not told to trust it
     with Upstream("127.0.0.2", tls=tls) as upstream:
         proxy = start_proxy(api_rule('"127.0.0.2"'))
@@ -91,10 +91,12 @@ def test_tls_failure_gives_a_readable_error(start_proxy, tmp_path):
             return reply
 
         assert get().status == 502
-        proxy.wait_for_log(rf"cors: mitmproxy cannot reach 127.0.0.2:{upstream.port}")
+        line = proxy.wait_for_log(rf"cors: mitmproxy does not trust the certificate of 127.0.0.2:{upstream.port}")
+        assert "(Certificate verify failed: unable to get local issuer certificate)" in line
         reply = get()
         assert reply.status == 502 and reply.getheader("Access-Control-Allow-Origin") == LOCAL
-        assert b"TLS handshake failed: CERTIFICATE_VERIFY_FAILED" in reply.body
+        assert b"certificate not trusted: unable to get local issuer certificate." in reply.body
+        assert b"set upstream_tls_verify = false in the rule for 127.0.0.2" in reply.body
 
 
 def test_slow_and_broken_upstreams_leave_other_flows_alone(start_proxy):

@@ -73,6 +73,10 @@ class Handler(BaseHTTPRequestHandler):
             status = 405
         elif path == "/redirect":
             status, extra = 302, [("Location", "/target")]
+        elif path == "/session/login":  # a production API's session cookie, for its own domain
+            extra = [("Set-Cookie", "sid=s3cret; Domain=api.example.com; Path=/; Secure; HttpOnly; SameSite=Lax")]
+        elif path == "/session/me" and "sid=s3cret" not in headers.get("cookie", ""):
+            status = 401
         elif path == "/cookie/set":
             extra = [("Set-Cookie", f"sid={query.get('value', ['x'])[0]}; Path=/; SameSite=Lax")]
         if path == "/page":

@@ -1,0 +1,247 @@
+"""A browser that goes through the proxy: `make browser` and the command `cors.browser`.
+
+The browser gets a fresh temporary profile (removed when it exits) whose only
+settings are the proxy, loopback through the proxy too, and trust in mitmproxy's
+CA for this profile alone (Chrome family: the CA's SPKI hash on the command line;
+Firefox: the CA imported into the profile with NSS's certutil). The user's own
+profile, the system proxy and the system certificate store are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import logging
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from mitmproxy import command, ctx
+from mitmproxy.certs import CertStore
+
+from .findbrowser import BrowserError, Found, find_browser
+
+logger = logging.getLogger(__name__)
+
+CA_BASENAME = "mitmproxy"  # mitmproxy's CONF_BASENAME: its CA is <confdir>/mitmproxy-ca-cert.pem
+CA_KEY_SIZE = 2048  # mitmproxy's default key_size, used when the CA is created here first
+
+CHROME_QUIET = ("--no-first-run", "--no-default-browser-check", "--disable-search-engine-choice-screen")
+FIREFOX_PREFS = {
+    "network.proxy.type": 1,
+    "network.proxy.share_proxy_settings": True,
+    "network.proxy.no_proxies_on": "",
+    "network.proxy.allow_hijacking_localhost": True,  # else localhost never goes through the proxy
+    "browser.shell.checkDefaultBrowser": False,
+    "browser.aboutwelcome.enabled": False,
+    "browser.startup.homepage_override.mstone": "ignore",
+    "datareporting.policy.dataSubmissionEnabled": False,
+    "datareporting.policy.firstRunURL": "",
+    "toolkit.telemetry.reportingpolicy.firstRun": False,
+}
+
+
+def ca_certificate(confdir: str | Path) -> Path:
+    """mitmproxy's CA certificate in `confdir`, created first (as mitmproxy does) if it does not exist."""
+    confdir = Path(confdir).expanduser()
+    path = confdir / f"{CA_BASENAME}-ca-cert.pem"
+    if not path.exists():
+        try:
+            CertStore.from_store(confdir, CA_BASENAME, CA_KEY_SIZE)
+        except (OSError, ValueError) as e:
+            raise BrowserError(f"cannot create mitmproxy's CA in {confdir}: {e}") from None
+    return path
+
+
+def spki_hash(certificate: Path) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)): what --ignore-certificate-errors-spki-list takes."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    except (OSError, ValueError) as e:
+        raise BrowserError(f"cannot read mitmproxy's CA certificate {certificate}: {e}") from None
+    der = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def chrome_command(found: Found, profile: str, host: str, port: int, spki: str, url: str) -> list[str]:
+    return [
+        *found.command,
+        f"--user-data-dir={profile}",
+        f"--proxy-server=http://{host}:{port}",
+        "--proxy-bypass-list=<-loopback>",  # Chromium's default bypasses loopback: the local APIs too
+        f"--ignore-certificate-errors-spki-list={spki}",  # honoured only with --user-data-dir
+        *CHROME_QUIET,
+        url,
+    ]
+
+
+def firefox_command(found: Found, profile: str, host: str, port: int, ca: Path, url: str) -> tuple[list[str], str]:
+    """The command, after writing the profile; and a line to show when the CA could not be imported."""
+    prefs = {**FIREFOX_PREFS, "network.proxy.http": host, "network.proxy.http_port": port,
+             "network.proxy.ssl": host, "network.proxy.ssl_port": port}  # fmt: skip
+    lines = (f"user_pref({_js(name)}, {_js(value)});" for name, value in prefs.items())
+    Path(profile, "user.js").write_text("\n".join(lines) + "\n")
+    return [*found.command, "-profile", profile, "-no-remote", "-new-instance", url], _import_ca(profile, ca)
+
+
+def _js(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int) else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _import_ca(profile: str, ca: Path) -> str:
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        return (
+            "NSS's certutil is not installed, so Firefox will not trust mitmproxy's CA and HTTPS APIs will show "
+            "certificate errors; install it (Debian/Ubuntu: apt install libnss3-tools; Fedora: dnf install nss-tools; "
+            "macOS: brew install nss) and start the browser again"
+        )
+    db = f"sql:{profile}"
+    for args in (["-N", "-d", db, "--empty-password"], ["-A", "-d", db, "-n", "mitmproxy", "-t", "C,,", "-i", str(ca)]):
+        result = subprocess.run([certutil, *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            return f"certutil could not import mitmproxy's CA into the profile: {result.stderr.strip()[:300]}"
+    return ""
+
+
+@dataclass
+class Launched:
+    process: subprocess.Popen
+    profile: tempfile.TemporaryDirectory
+    command: list[str]
+    warning: str  # "" when all went as planned
+
+
+def launch(choice: str, host: str, port: int, confdir: str | Path, url: str) -> Launched:
+    """Start the browser on a fresh profile, through the proxy at host:port. Raises BrowserError."""
+    found = find_browser(choice)
+    ca = ca_certificate(confdir)
+    profile = tempfile.TemporaryDirectory(prefix="cors-addon-browser-")
+    try:
+        if found.firefox:
+            cmd, warning = firefox_command(found, profile.name, host, port, ca, url)
+        else:
+            cmd, warning = chrome_command(found, profile.name, host, port, spki_hash(ca), url), ""
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as e:
+        profile.cleanup()
+        raise BrowserError(f"cannot start {found.command[0]}: {e.strerror or e}") from None
+    except BaseException:
+        profile.cleanup()
+        raise
+    return Launched(process, profile, cmd, warning)
+
+
+def proxy_listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make browser`: start the browser and wait until it is closed."""
+    parser = argparse.ArgumentParser(prog="make browser", description="A browser through the proxy.")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--browser", default="")
+    parser.add_argument("--confdir", default="~/.mitmproxy")
+    parser.add_argument("url", nargs="?", default="")
+    args = parser.parse_args(argv)
+    if not proxy_listening(args.host, args.port):
+        print(
+            f"make browser: nothing listens on {args.host}:{args.port} yet: start the proxy with make run", flush=True
+        )
+    try:
+        launched = launch(args.browser, args.host, args.port, args.confdir, args.url or "about:blank")
+    except BrowserError as e:
+        print(f"make browser: {e}", file=sys.stderr)
+        return 1
+    print(f"make browser: started {shlex.join(launched.command)}", flush=True)
+    if launched.warning:
+        print(f"make browser: {launched.warning}", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` removes the profile
+    try:
+        return launched.process.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        _clean_up_after(launched, timeout=10, stop=True)
+
+
+class BrowserCommand:
+    """`cors.browser [url] [browser]`: the same browser, from mitmproxy or mitmweb."""
+
+    def __init__(self) -> None:
+        self.launched: list[Launched] = []
+
+    @command.command("cors.browser")
+    def browser(self, url: str = "about:blank", browser: str = "") -> None:
+        """Open a browser with its own temporary profile through this proxy, trusting mitmproxy's CA."""
+        options = ctx.options
+        try:
+            host, port = regular_proxy_address(options.mode, options.listen_host, options.listen_port)
+        except ValueError as e:
+            logger.error(f"cors: cors.browser: {e}")
+            return
+        try:
+            launched = launch(browser, host, port, options.confdir, url)
+        except Exception as e:  # never the proxy's problem
+            logger.error(f"cors: cors.browser: {e}")
+            return
+        self.launched.append(launched)
+        threading.Thread(target=_clean_up_after, args=(launched,), daemon=True).start()
+        logger.info(f"cors: started {shlex.join(launched.command)}")
+        if launched.warning:
+            logger.warning(f"cors: {launched.warning}")
+
+    def done(self) -> None:
+        for launched in self.launched:
+            _clean_up_after(launched, timeout=5, stop=True)
+        self.launched.clear()
+
+
+def regular_proxy_address(modes, listen_host: str, listen_port: int | None) -> tuple[str, int]:
+    """Where the browser reaches this mitmproxy as a proxy: its first regular mode
+    (`regular`, or `regular@[host:]port`), on loopback when it listens everywhere."""
+    for mode in modes:
+        kind, _, address = mode.partition("@")
+        if kind != "regular":
+            continue
+        host, colon, port = address.rpartition(":") if ":" in address else ("", "", address)
+        host = host or listen_host
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+        return host, int(port) if port.isdigit() else (listen_port or 8080)
+    raise ValueError(
+        f"mitmproxy runs as {', '.join(modes) or 'no proxy'}, not as a regular proxy, so a browser cannot use it "
+        "as its proxy; add --mode regular (beside the other modes) or open the reverse proxy's address directly"
+    )
+
+
+def _clean_up_after(launched: Launched, timeout: float | None = None, stop: bool = False) -> None:
+    """Wait for the browser to exit (asking it to, with `stop`), then remove its profile."""
+    if stop and launched.process.poll() is None:
+        launched.process.terminate()
+    try:
+        launched.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        launched.process.kill()
+        launched.process.wait()
+    launched.profile.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
