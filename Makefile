@@ -27,7 +27,7 @@ DEV_DEPS = import tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["
 
 NODE_DEPS = .cache/roundtrip/.installed
 
-.PHONY: run browser test lint bench clean
+.PHONY: run browser test lint bench screenshot clean
 
 $(VENV)/bin/python:
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 found; pass PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -67,6 +67,12 @@ lint: $(VENV)/.test-deps
 bench: $(VENV)/.test-deps
 	tools/apt-install-missing wrk:wrk nginx:nginx-light
 	$(VENV)/bin/python -m bench
+
+# docs/mitmweb-flows.png, retaken with mitmweb 12 in headless Chromium (needs an emoji font)
+screenshot: $(VENV)/.test-deps
+	tools/apt-install-missing chromium:chromium fc-list:fontconfig
+	@fc-list | grep -qi emoji || tools/apt-install-missing emoji-font:fonts-noto-color-emoji
+	$(VENV)/bin/python tools/screenshot_mitmweb.py
 
 clean:
 	rm -rf .venv .venv-* .pytest_cache .hypothesis .cache

@@ -9,24 +9,27 @@ decides. A `RulesError` becomes an `OptionsError` (or one `cors:` log line) here
 from __future__ import annotations
 
 import logging
-import os
 import weakref
+from collections.abc import Sequence
 
 from mitmproxy import command, ctx, exceptions, http
+from mitmproxy.log import ALERT
 from mitmproxy.net.http import url
 
 from . import policy
 from .apicheck import ApiCheck
 from .browser import BrowserCommand
 from .cookies import SessionCookies
+from .describe import state_line, status_lines
+from .flownotes import FlowNotes
 from .headerfields import Fields
 from .parsing import RulesError
 from .patterns import MAX_HOST, parse_port
 from .policy import AnswerMemo, Decision, Kind
 from .quote import clip, quote
-from .responses import add_comment, make_ok, preflight_response
+from .responses import make_ok, preflight_response
 from .rules import FilterFailed, RuleSet
-from .rulesfile import RulesFile, default_path, file_signature
+from .rulesfile import RulesFile, default_path
 from .schema import OriginMode
 from .upstreams import UpstreamHealth
 from .upstreamtls import UpstreamTlsVerify
@@ -50,11 +53,13 @@ class CorsAddon:
             lambda host, port: not self.ruleset.skips_tls_verify(((host, port),)),
         )
         self.api_check = ApiCheck()
+        self.notes = FlowNotes()
         rules = lambda: self.ruleset  # noqa: E731
         self.addons = [
             self.health,
             self.api_check,
-            SessionCookies(self.decisions.get),
+            self.notes,
+            SessionCookies(self.decisions.get, self.notes),
             UpstreamTlsVerify(rules),
             BrowserCommand(),
         ]
@@ -72,21 +77,15 @@ class CorsAddon:
 
     def configure(self, updated: set[str]) -> None:
         if "cors_enabled" in updated:
-            if self.enabled != ctx.options.cors_enabled:
-                logger.info(f"cors: {'enabled' if ctx.options.cors_enabled else 'disabled'}")
+            changed = self.enabled != ctx.options.cors_enabled
             self.enabled = ctx.options.cors_enabled
+            if changed:  # ALERT: the console's status bar shows it
+                logger.log(ALERT, self.state_line())
         if "cors_rules" in updated:
-            path = os.path.abspath(os.path.expanduser(ctx.options.cors_rules))
-            if path == self.rules_file.path and self.rules_file.loaded_signature is not None:
-                return
             try:
-                self.rules_file.load(path)
-            except RulesError as e:
-                if self.is_running:  # a new path set at run time (mitmweb's options, `set`): refuse it
-                    raise exceptions.OptionsError(str(e)) from None
-                # At startup the error line makes mitmproxy exit with it; the file is watched meanwhile.
-                self.rules_file.follow(path, file_signature(path))
-                self.rules_file.log_error(e)
+                self.rules_file.switch_to(ctx.options.cors_rules, strict=self.is_running)
+            except RulesError as e:  # a new path typed at run time (mitmweb's options, `set`): refuse it quietly
+                raise exceptions.OptionsError(str(e).splitlines()[0]) from None
 
     def running(self) -> None:
         self.is_running = True
@@ -99,9 +98,13 @@ class CorsAddon:
     # -- commands ----------------------------------------------------------
 
     @command.command("cors.toggle")
-    def toggle(self) -> None:
-        """Switch the CORS rules on or off."""
+    def toggle(self) -> str:
+        """Switch the CORS rules on or off; says the new state."""
         ctx.options.update(cors_enabled=not ctx.options.cors_enabled)
+        return self.state_line()
+
+    def state_line(self) -> str:
+        return state_line(self.enabled, self.ruleset)
 
     @command.command("cors.reload")
     def reload(self) -> None:
@@ -112,17 +115,17 @@ class CorsAddon:
             self.rules_file.log_error(e)
 
     @command.command("cors.status")
-    def status(self) -> str:
-        """The rules file, whether the addon is on, and each rule with its hit count."""
-        text = status_text(self.ruleset, self.enabled, self.rules_file.path)
-        logger.info(text)
-        return text
+    def status(self) -> Sequence[str]:
+        """Whether the addon is on, the rules file, and each rule with its state and hits."""
+        lines = status_lines(self.ruleset, self.enabled, self.rules_file.path)
+        logger.info("\n".join(lines))
+        return lines
 
     # -- flow hooks --------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         ruleset = self.ruleset
-        if not self.enabled or not ruleset.active or not flow.live:  # like modify_headers: saved flows stay as saved
+        if not ruleset.active or not flow.live:  # like modify_headers: saved flows stay as saved
             return
         request = flow.request
         try:
@@ -132,10 +135,13 @@ class CorsAddon:
             return
         if rule is None:
             return
+        if not self.enabled:
+            return self.notes.passed_while_off(flow, rule)
         cors = policy.CorsRequest.read(request.headers.fields)
         if cors.websocket:
             return
-        ruleset.hits[rule.index] += 1
+        if flow.is_replay != "request":  # a replay is not another hit
+            ruleset.hits[rule.index] += 1
         decision = policy.decide(rule, request.method, cors, self.answers.of(rule))
         self.decisions[flow] = decision
         if decision.kind is Kind.DISALLOWED:
@@ -150,7 +156,6 @@ class CorsAddon:
                 del request.headers["origin"]
             else:
                 request.headers["origin"] = rule.upstream_origin.origin
-        add_comment(flow, f"cors: rule {rule.label}: {decision.kind.value}")
 
     def request(self, flow: http.HTTPFlow):
         decision = self.decisions.get(flow)
@@ -167,33 +172,21 @@ class CorsAddon:
         return None
 
     async def answer_if_down(self, flow: http.HTTPFlow, decision: Decision) -> None:
-        if await self.health.answer_if_down(flow, decision):
+        answered = await self.health.answer_if_down(flow, decision)
+        if answered is not None:
             self.decisions.pop(flow, None)  # the addon's own answer is final: not the API's to rewrite
+            self.notes.answered_for_unreachable(flow, f"{answered} · cors rule {decision.rule.label}")
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         decision = self.decisions.get(flow)
         if decision is None:
             return
-        self.api_check.record(flow, decision)  # on the API's own answer, before it is changed
-        if not decision.changes_response:
-            return
-        response = flow.response
-        assert response is not None
-        if response.status_code == 101:
-            return
-        fields, replaced = policy.response_fields(decision, response.headers.fields)
-        response.headers.fields = fields
-        if decision.kind is Kind.FORWARD_PREFLIGHT and not 200 <= response.status_code < 300:
-            make_ok(response)
-        elif not response.stream and is_event_stream(fields):
-            response.stream = True  # an event stream never ends: buffering it would hold back every event
-        if replaced and decision.origin:
-            host = clip(flow.request.pretty_host)
-            self.notices.note(
-                ("replaced", decision.rule.name, host),
-                f"cors: rule {decision.rule.label}: replaced the CORS headers {host} sent "
-                f"({clip(', '.join(replaced))})",
-            )
+        judged = self.api_check.record(flow, decision)  # on the API's own answer, before it is changed
+        replaced = rewrite_response(flow, decision, self.notices) if decision.changes_response else ()
+        if judged is None:
+            self.notes.decided(flow, decision, replaced)
+        else:
+            self.notes.decided(flow, decision, replaced, judged.comment, judged.fails)
 
 
 class Notices:
@@ -214,15 +207,6 @@ class Notices:
 
     def forget(self) -> None:
         self.seen.clear()
-
-
-def status_text(rs: RuleSet, enabled: bool, path: str) -> str:
-    state = "on" if enabled else "off (cors_enabled = false)"
-    lines = [f"cors: {state}; {path}: {rs.summary()}"]
-    for rule in rs.rules:
-        on = "on " if rs.enabled and rule.enabled else "off"
-        lines.append(f"  [{on}] {rule.name}: {rule.action}, {rs.hits[rule.index]} hits")
-    return "\n".join(lines)
 
 
 def log_startup_hints() -> None:
@@ -268,6 +252,27 @@ def host_names(request: http.Request) -> tuple[tuple[str, int], ...]:
     else:
         return (destination,)  # an odd port: match on the destination alone, quietly
     return (asked,) if asked == destination else (asked, destination)
+
+
+def rewrite_response(flow: http.HTTPFlow, decision: Decision, notices: Notices) -> list[str]:
+    """Set the response's CORS headers as `decision` says; the names of the API's own it replaced."""
+    response = flow.response
+    assert response is not None
+    if response.status_code == 101:
+        return []
+    fields, replaced = policy.response_fields(decision, response.headers.fields)
+    response.headers.fields = fields
+    if decision.kind is Kind.FORWARD_PREFLIGHT and not 200 <= response.status_code < 300:
+        make_ok(response)
+    elif not response.stream and is_event_stream(fields):
+        response.stream = True  # an event stream never ends: buffering it would hold back every event
+    if replaced and decision.origin:
+        host = clip(flow.request.pretty_host)
+        notices.note(
+            ("replaced", decision.rule.name, host),
+            f"cors: rule {decision.rule.label}: replaced the CORS headers {host} sent ({clip(', '.join(replaced))})",
+        )
+    return replaced
 
 
 def is_event_stream(fields: Fields) -> bool:

@@ -19,7 +19,6 @@ from .patterns import header_list
 from .policy import Decision, Kind, exposable
 from .quote import clip
 from .report import NOT_CHECKED, Call, Report, Verdict
-from .responses import add_comment
 from .schema import Action
 from .verdict import CorsAsk, check, cors_fields
 
@@ -31,7 +30,8 @@ MEMO_BYTES = 2048  # an answer whose CORS headers are longer is judged, but not 
 
 class Judged(NamedTuple):
     verdicts: list[Verdict]  # counted in the report: the same request answered the same way adds 1 to each
-    comment: str
+    comment: str  # the line for the flow's comment
+    fails: bool = False  # the browser refuses the API's answer
 
 
 class ApiCheck:
@@ -49,13 +49,14 @@ class ApiCheck:
             "file on cors.report and when the proxy stops: Markdown, or JSON for a path ending in .json.",
         )
 
-    def record(self, flow: http.HTTPFlow, decision: Decision) -> None:
+    def record(self, flow: http.HTTPFlow, decision: Decision) -> Judged | None:
         """Check the API's answer to a matched cross-origin request as the browser would, before
-        the addon changes it; comment the flow, log each new (API, reason) once, add it to the report.
-        The same request answered the same way is judged once: later ones are only counted."""
+        the addon changes it; log each new (API, reason) once, add it to the report, and return the
+        verdict for the flow's comment. The same request answered the same way is judged once:
+        later ones are only counted. A replayed flow is judged but not counted again."""
         cors, response = decision.request, flow.response
         if not cors.origins or response is None:
-            return  # not a cross-origin request from a page: CORS does not apply
+            return None  # not a cross-origin request from a page: CORS does not apply
         answered = decision.kind is Kind.ANSWER_PREFLIGHT
         seen = () if answered else cors_fields(response.headers.fields)
         data = flow.request.data
@@ -74,10 +75,10 @@ class ApiCheck:
                 and (sum(len(v) for _, v in seen) <= MEMO_BYTES)
             ):
                 self.judged.remember(key, judged)
-        else:
+        elif flow.is_replay != "request":
             for verdict in judged.verdicts:
                 verdict.count += 1
-        add_comment(flow, judged.comment)
+        return judged
 
     def judge(self, flow: http.HTTPFlow, decision: Decision, seen: Fields) -> Judged:
         request, cors, rule = flow.request, decision.request, decision.rule
@@ -106,11 +107,11 @@ class ApiCheck:
             expose_headers=expose,
         )
         if decision.kind is Kind.ANSWER_PREFLIGHT:
-            return Judged(self.report.record(call, None), f"cors: API check: {NOT_CHECKED}")
+            return Judged(self.report.record(call, None), f"API check: {NOT_CHECKED}")
         findings = check(ask, flow.response.status_code, seen)
         verdicts = self.report.record(call, findings)
         if not findings:
-            return Judged(verdicts, "cors: API check: passes")
+            return Judged(verdicts, "API check: passes")
         for finding in findings:
             key = (api, finding.reason.name)
             if key not in self.logged and len(self.logged) < LOG_LIMIT:
@@ -119,7 +120,7 @@ class ApiCheck:
                 logger.info(f"cors: API {api} {verb}: {finding} ({call.example})")
         fails = any(f.reason.fails for f in findings)
         text = "; ".join(str(f) for f in findings)
-        return Judged(verdicts, clip(f"cors: API check: {'fails' if fails else 'passes, but'}: {text}", 300))
+        return Judged(verdicts, clip(f"API check: {'fails' if fails else 'passes, but'}: {text}", 300), fails)
 
     @command.command("cors.report")
     def report_command(self) -> str:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
+from .flownotes import FlowNotes
 from .policy import Decision
-from .responses import add_comment
 from .schema import Cookies
 from .setcookie import is_local_host, rewrite
 
@@ -17,8 +17,9 @@ from .setcookie import is_local_host, rewrite
 class SessionCookies:
     """Runs after the main addon's `responseheaders`, on the flows a rule decided."""
 
-    def __init__(self, decision_of: Callable[[http.HTTPFlow], Decision | None]) -> None:
+    def __init__(self, decision_of: Callable[[http.HTTPFlow], Decision | None], notes: FlowNotes) -> None:
         self.decision_of = decision_of
+        self.notes = notes
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         decision = self.decision_of(flow)
@@ -35,7 +36,7 @@ class SessionCookies:
         )
         if rewritten != fields:
             flow.response.headers.fields = rewritten
-            add_comment(flow, f"cors: Set-Cookie rewritten (cookies = {mode.value}, rule {decision.rule.label})")
+            self.notes.append(flow, f"Set-Cookie rewritten (cookies = {mode.value})")
 
 
 def browser_side_is_secure(flow: http.HTTPFlow) -> bool:

@@ -102,19 +102,36 @@ class RulesFile:
         ruleset = self.in_force()
         return f"keeping the {ruleset.summary()}" if ruleset.active else "no rules in force"
 
-    def load(self, path: str) -> None:
+    def load(self, path: str, missing_ok: bool = True) -> None:
         """Read `path` now and, if it can be applied, watch it and put its rules in
-        force. Raises RulesError when it cannot (nothing changes then); a missing or
-        empty file is watched, keeping the rules in force, with a warning."""
+        force. Raises RulesError when it cannot (nothing changes then); a missing
+        (if `missing_ok`) or empty file is watched, keeping the rules in force, with a warning."""
         signature = file_signature(path)
         try:
             ruleset = read_rules(path)
         except RulesFileMissing as e:
+            if not missing_ok:
+                raise
             self.follow(path, signature)
             self.log_error(e)
             return
         self.follow(path, signature)
         self.settle(path, ruleset)
+
+    def switch_to(self, value: str, strict: bool) -> None:
+        """The option `cors_rules` set to `value`. `strict` (at run time): a file that is missing or
+        cannot be applied raises RulesError and changes nothing. At startup it is watched instead,
+        with an error line (which makes mitmproxy exit)."""
+        path = os.path.abspath(os.path.expanduser(value))
+        if path == self.path and (strict or self.loaded_signature is not None):
+            return  # the file in force (also mitmproxy restoring it after a refused value)
+        try:
+            self.load(path, missing_ok=not strict)
+        except RulesError as e:
+            if strict:
+                raise
+            self.follow(path, file_signature(path))
+            self.log_error(e)
 
     def follow(self, path: str, signature: Signature | None = None) -> None:
         """Watch `path` from now on, as read when it had `signature`."""

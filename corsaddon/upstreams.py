@@ -23,7 +23,7 @@ from . import policy
 from .patterns import MAX_HOST
 from .policy import Decision, Kind
 from .quote import clip
-from .responses import add_comment, preflight_response, text_response
+from .responses import preflight_response, text_response
 
 logger = logging.getLogger(__name__)
 
@@ -122,25 +122,23 @@ class UpstreamHealth:
 
     # -- called by the flow hooks ------------------------------------------
 
-    async def answer_if_down(self, flow: http.HTTPFlow, decision: Decision) -> bool:
-        """Check the flow's upstream, which failed before. If it is still down, answer
-        the flow and return True: a forwarded preflight gets the usual preflight answer
-        (so the actual request can show the error), anything else a readable error."""
+    async def answer_if_down(self, flow: http.HTTPFlow, decision: Decision) -> str | None:
+        """Check the flow's upstream, which failed before. If it is still down, answer the flow
+        and return what happened, for its comment: a forwarded preflight gets the usual preflight
+        answer (so the actual request can show the error), anything else a readable error.
+        None: the upstream is reachable again."""
         request = flow.request
         address = (request.host, request.port)
         failure = await self.probe(address, request.scheme == "https", request.host)
         if failure is None:
-            return False
+            return None
+        where = f"{clip(address[0])}:{address[1]}"
         if decision.kind is Kind.FORWARD_PREFLIGHT:
             flow.response = preflight_response(policy.preflight_fields(decision))
-            return True
+            return f"preflight answered: {where} is down ({failure.reason})"
         flow.response = unreachable_response(decision, address, failure)
-        add_comment(
-            flow,
-            f"cors: answered {failure.status}: {clip(address[0])}:{address[1]} "
-            + (f"{failure.reason}" if failure.untrusted else f"unreachable ({failure.reason})"),
-        )
-        return True
+        reason = failure.reason if failure.untrusted else f"unreachable ({failure.reason})"
+        return f"answered {failure.status}: {where} {reason}"
 
     async def probe(self, address: Address, use_tls: bool, server_name: str) -> ProbeFailure | None:
         """None if `address` can be reached now (and the failure is forgotten)."""

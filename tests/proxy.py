@@ -13,6 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
+MITMWEB = str(Path(sys.executable).parent / "mitmweb")
+MITMPROXY = str(Path(sys.executable).parent / "mitmproxy")
 
 
 def free_port() -> int:
@@ -25,17 +27,24 @@ class Mitmdump:
     """mitmdump on 127.0.0.1 with the addon; its output is collected for assertions."""
 
     def __init__(
-        self, rules: Path | None, confdir: Path, *args: str, lazy: bool = True, prefix: tuple[str, ...] = ()
+        self,
+        rules: Path | None,
+        confdir: Path,
+        *args: str,
+        lazy: bool = True,
+        prefix: tuple[str, ...] = (),
+        program: str = MITMDUMP,
     ) -> None:
         """With `rules`, mitmdump runs the addon on that rules file; with None, plain mitmdump.
-        `prefix` goes before the command (the benchmark pins mitmdump to a CPU with taskset)."""
+        `prefix` goes before the command (the benchmark pins mitmdump to a CPU with taskset);
+        `program` is mitmdump, or mitmweb beside it."""
         self.port = free_port()
         self.rules = rules
         self.confdir = confdir
         addon = ["-s", str(ROOT / "cors_addon.py"), "--set", f"cors_rules={rules}"] if rules else []
         command = [
             *prefix,
-            MITMDUMP,
+            program,
             *addon,
             "--listen-host", "127.0.0.1",
             "--listen-port", str(self.port),

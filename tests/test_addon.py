@@ -81,7 +81,7 @@ def test_preflight_is_answered_locally_with_204(cors):
     assert h["Access-Control-Max-Age"] == "5"
     assert h["Vary"] == "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
     assert "content-length" not in h
-    assert "cors: rule 'api': answered preflight" in f.comment
+    assert f.comment.startswith("preflight answered for http://localhost:3000 · cors rule 'api'\n")
 
 
 def test_preflight_answer_with_credentials_lists_and_private_network(cors):
@@ -290,10 +290,25 @@ def test_status_lists_the_file_state_and_hits(cors):
     write_rules(cors, RULES + '\n[[rules]]\nname = "later"\nenabled = false\nhosts = ["x"]\n')
     run(cors, preflight())
     run(cors, preflight())
-    status = cors.status()
-    assert f"cors: on; {cors.rules_file.path}: 1 rule enabled of 2" in status
-    assert "[on ] api: inject, 2 hits" in status
-    assert "[off] later: inject, 0 hits" in status
+    assert cors.status() == [
+        f"cors: on; {cors.rules_file.path}: 1 rule enabled of 2",
+        "rule 'api': on, inject, 2 hits",
+        "rule 'later': off (enabled = false), inject, 0 hits",
+    ]
+    run(cors, preflight(origin="http://localhost:1"))
+    assert cors.status()[1] == "rule 'api': on, inject, 3 hits"
+
+
+def test_status_shows_every_rule_off_and_one_hit_in_english(cors):
+    run(cors, preflight())
+    cors.tctx.options.update(cors_enabled=False)
+    assert cors.status() == [
+        f"cors: off (cors_enabled = false: every flow passes untouched); {cors.rules_file.path}: 1 rule enabled",
+        "rule 'api': off (cors_enabled is off), inject, 1 hit",
+    ]
+    cors.tctx.options.update(cors_enabled=True)
+    write_rules(cors, "enabled = false\n" + RULES)
+    assert cors.status()[1:] == ["rule 'api': off (the file says enabled = false), inject, 0 hits"]
 
 
 def test_broken_file_at_run_time_keeps_the_rules_in_force(cors, caplog):

@@ -41,7 +41,7 @@ def preflight(method="PUT", headers="content-type,x-custom", origin=LOCAL):
 
 
 def comment_of(flow) -> str:
-    (line,) = [c for c in flow.comment.split("\n") if c.startswith("cors: API check:")]
+    (line,) = [c for c in flow.comment.split("\n") if c.startswith("API check:")]
     return line
 
 
@@ -57,7 +57,7 @@ def test_observe_passes_every_flow_byte_for_byte_and_records_the_verdict(cors, c
     assert (
         comment_of(f)
         == (
-            "cors: API check: fails: no Access-Control-Allow-Origin; the preflight answer's status is not 2xx "
+            "API check: fails: no Access-Control-Allow-Origin; the preflight answer's status is not 2xx "
             "(status 405); the method is not in Access-Control-Allow-Methods (method PUT asked, nothing allowed); "
             "a request header is not in Access-Control-Allow-Headers (header content-type asked, nothing allowed)"
         )[:300]
@@ -70,7 +70,7 @@ def test_observe_passes_every_flow_byte_for_byte_and_records_the_verdict(cors, c
     run_hooks(a, g, answer.copy())
     assert g.response.headers.fields == answer.headers.fields
     assert comment_of(g) == (
-        "cors: API check: fails: Access-Control-Allow-Origin: * on a request with credentials "
+        "API check: fails: Access-Control-Allow-Origin: * on a request with credentials "
         "(Access-Control-Allow-Origin: *)"
     )
 
@@ -87,18 +87,18 @@ def test_a_preflight_the_proxy_answered_is_not_checked(cors):
     a = cors()
     f = run_hooks(a, preflight())
     assert f.response.status_code == 204
-    assert comment_of(f).startswith("cors: API check: not checked (answered by the proxy; an observe rule")
+    assert comment_of(f).startswith("API check: not checked (answered by the proxy; an observe rule")
 
 
 def test_an_inject_rule_checks_the_api_s_answer_before_changing_it(cors):
     a = cors("allow_credentials = true\n")
     f = run_hooks(a, make_flow("GET", API, [("Origin", LOCAL)]), upstream_response(200, [("Vary", "Origin")]))
     assert f.response.headers["Access-Control-Allow-Origin"] == LOCAL  # the addon's
-    assert comment_of(f) == "cors: API check: fails: no Access-Control-Allow-Origin"
+    assert comment_of(f) == "API check: fails: no Access-Control-Allow-Origin"
     ok = upstream_response(200, [("Access-Control-Allow-Origin", LOCAL), ("Access-Control-Allow-Credentials", "true"),
                                  ("Vary", "Origin")])  # fmt: skip
     f = run_hooks(a, make_flow("GET", API, [("Origin", LOCAL)]), ok)
-    assert comment_of(f) == "cors: API check: passes"
+    assert comment_of(f) == "API check: passes"
 
 
 def test_requests_without_origin_get_no_verdict(cors):

@@ -121,7 +121,7 @@ def test_long_and_malformed_values_are_not_remembered_or_logged_whole(caplog):
     assert all(len(host) < 300 for names in addon.ruleset._candidates for host, _ in names)
     assert all(len(part) < 300 for key in addon.notices.seen for part in key)
     assert max(len(r.getMessage()) for r in caplog.records) < 600
-    assert f.comment.split("\n")[0] == "cors: rule 'api': answered preflight"
+    assert f.comment.split("\n")[0] == "preflight answered for http://localhost:3000 · cors rule 'api'"
 
 
 def test_hostile_rules_values_get_short_clear_messages():

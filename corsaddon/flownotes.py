@@ -1,0 +1,88 @@
+"""Where mitmproxy users look: a marker and a short comment on each flow a rule decided (mitmweb,
+the console), and one `cors:` log line per flow (mitmdump prints it beside its own line).
+
+The options `cors_mark` and `cors_flow_log` switch the markers and the lines off. The wording is
+in `describe`. What the addon wrote on a flow is remembered in the flow's metadata, so a replayed
+flow gets its text replaced, not repeated, and a marker the user set is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from mitmproxy import ctx, http
+from mitmproxy.net.http import url
+
+from . import describe
+from .policy import Decision, Kind
+from .rules import Rule
+
+logger = logging.getLogger(__name__)
+
+OWN = "cors-addon"  # flow.metadata key: {"comment": what the addon wrote, "marker": the marker it set}
+
+
+class FlowNotes:
+    def __init__(self) -> None:
+        self.mark = True
+        self.log_flows = True
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "cors_mark", bool, True, "Mark each flow a CORS rule decided, by decision (a marker you set is kept)."
+        )
+        loader.add_option("cors_flow_log", bool, True, "Log one cors: line for each flow a CORS rule decided.")
+
+    def configure(self, updated: set[str]) -> None:
+        if "cors_mark" in updated:
+            self.mark = ctx.options.cors_mark
+        if "cors_flow_log" in updated:
+            self.log_flows = ctx.options.cors_flow_log
+
+    def decided(
+        self, flow: http.HTTPFlow, decision: Decision, replaced: Sequence[str] = (), check: str = "", fails=False
+    ) -> None:
+        """Comment, mark and log a flow once the addon has done its part (`check`: the API check's line)."""
+        text = describe.outcome(decision, replaced)
+        rule = decision.rule
+        self.write(flow, describe.comment(text, rule, check), describe.marker(decision, fails))
+        if self.log_flows:
+            request = flow.request
+            host = url.hostport(request.scheme, request.pretty_host, request.port)
+            observed = check if fails and decision.kind is Kind.OBSERVE else ""  # else the API check notices say it
+            logger.info(describe.flow_line(request.method, host, request.path, text, rule, observed))
+
+    def passed_while_off(self, flow: http.HTTPFlow, rule: Rule) -> None:
+        self.write(flow, f"passed untouched: cors_enabled is off · cors rule {rule.label}", None)
+
+    def answered_for_unreachable(self, flow: http.HTTPFlow, text: str) -> None:
+        self.write(flow, text, describe.UNREACHABLE)
+
+    def write(self, flow: http.HTTPFlow, text: str, marker: str | None) -> None:
+        """Put `text` in the comment in place of what the addon wrote before (a replay), keeping
+        the user's own lines; set `marker` unless the user marked the flow."""
+        own = flow.metadata.get(OWN)
+        comment = flow.comment
+        if own:
+            comment = _without(comment, own.get("comment", ""))
+            if flow.marked and flow.marked == own.get("marker"):
+                flow.marked = ""
+        flow.comment = f"{comment}\n{text}" if comment else text
+        placed = ""
+        if marker and self.mark and not flow.marked:
+            flow.marked = placed = marker
+        flow.metadata[OWN] = {"comment": text, "marker": placed}
+
+    def append(self, flow: http.HTTPFlow, line: str) -> None:
+        """One more line of the addon's own (after `decided`)."""
+        own = flow.metadata.setdefault(OWN, {"comment": "", "marker": ""})
+        flow.comment = f"{flow.comment}\n{line}" if flow.comment else line
+        own["comment"] = f"{own['comment']}\n{line}" if own["comment"] else line
+
+
+def _without(comment: str, own: str) -> str:
+    if not own or own not in comment:
+        return comment
+    before, _, after = comment.rpartition(own)
+    return "\n".join(part for part in (before.rstrip("\n"), after.lstrip("\n")) if part)
