@@ -1,7 +1,8 @@
 """Where mitmproxy users look: a marker and a short comment on each flow a rule decided (mitmweb,
 the console), and one `cors:` log line per flow (mitmdump prints it beside its own line).
 
-The options `cors_mark` and `cors_flow_log` switch the markers and the lines off. The wording is
+The options `cors_mark` and `cors_flow_log` switch the markers and the lines off; mitmdump's
+`flow_detail=0` (which `-q` sets) switches the lines off with mitmdump's own. The wording is
 in `describe`. What the addon wrote on a flow is remembered in the flow's metadata, so a replayed
 flow gets its text replaced, not repeated, and a marker the user set is never overwritten.
 """
@@ -12,14 +13,16 @@ import logging
 from collections.abc import Sequence
 
 from mitmproxy import ctx, http
-from mitmproxy.net.http import url
 
 from . import describe
+from .memo import BoundedMemo
 from .policy import Decision, Kind
+from .quote import clip
 from .rules import Rule
 
 logger = logging.getLogger(__name__)
 
+MEMO_ORIGIN = 300  # a longer Origin (never a browser's) is described afresh, not remembered
 OWN = "cors-addon"  # flow.metadata key: {"comment": what the addon wrote, "marker": the marker it set}
 
 
@@ -27,6 +30,8 @@ class FlowNotes:
     def __init__(self) -> None:
         self.mark = True
         self.log_flows = True
+        # What a decision reads as (outcome, comment, marker): the same few recur on every flow.
+        self.texts: BoundedMemo[tuple, tuple[str, str, str | None]] = BoundedMemo()
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -37,21 +42,27 @@ class FlowNotes:
     def configure(self, updated: set[str]) -> None:
         if "cors_mark" in updated:
             self.mark = ctx.options.cors_mark
-        if "cors_flow_log" in updated:
-            self.log_flows = ctx.options.cors_flow_log
+        if "cors_flow_log" in updated or "flow_detail" in updated:
+            # mitmdump's flow_detail=0 (or -q) asks for no line per flow: ours neither
+            self.log_flows = ctx.options.cors_flow_log and getattr(ctx.options, "flow_detail", 1) != 0
 
     def decided(
         self, flow: http.HTTPFlow, decision: Decision, replaced: Sequence[str] = (), check: str = "", fails=False
     ) -> None:
         """Comment, mark and log a flow once the addon has done its part (`check`: the API check's line)."""
-        text = describe.outcome(decision, replaced)
-        rule = decision.rule
-        self.write(flow, describe.comment(text, rule, check), describe.marker(decision, fails))
+        rule, origin = decision.rule, decision.origin
+        key = (rule, decision.kind, origin, decision.allow_origin, *replaced, check, fails)
+        texts = self.texts.get(key)
+        if texts is None:
+            text = describe.outcome(decision, replaced)
+            texts = (text, describe.comment(text, rule, check), describe.marker(decision, fails))
+            if (origin is None or len(origin) <= MEMO_ORIGIN) and len(replaced) <= 8:
+                self.texts.remember(key, texts)
+        self.write(flow, texts[1], texts[2])
         if self.log_flows:
             request = flow.request
-            host = url.hostport(request.scheme, request.pretty_host, request.port)
             observed = check if fails and decision.kind is Kind.OBSERVE else ""  # else the API check notices say it
-            logger.info(describe.flow_line(request.method, host, request.path, text, rule, observed))
+            logger.info(describe.flow_line(request.method, host_port(request), request.path, texts[0], rule, observed))
 
     def passed_while_off(self, flow: http.HTTPFlow, rule: Rule) -> None:
         self.write(flow, f"passed untouched: cors_enabled is off · cors rule {rule.label}", None)
@@ -79,6 +90,12 @@ class FlowNotes:
         own = flow.metadata.setdefault(OWN, {"comment": "", "marker": ""})
         flow.comment = f"{flow.comment}\n{line}" if flow.comment else line
         own["comment"] = f"{own['comment']}\n{line}" if own["comment"] else line
+
+
+def host_port(request: http.Request) -> str:
+    """The API's host, with its port unless it is the scheme's default (cut short if long)."""
+    host, port = clip(request.host), request.port
+    return host if port == (443 if request.scheme == "https" else 80) else f"{host}:{port}"
 
 
 def _without(comment: str, own: str) -> str:
