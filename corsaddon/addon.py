@@ -182,11 +182,11 @@ class CorsAddon:
         if decision is None:
             return
         judged = self.api_check.record(flow, decision)  # on the API's own answer, before it is changed
-        replaced = rewrite_response(flow, decision, self.notices) if decision.changes_response else ()
+        replaced, sent = rewrite_response(flow, decision, self.notices) if decision.changes_response else ((), ())
         if judged is None:
-            self.notes.decided(flow, decision, replaced)
+            self.notes.decided(flow, decision, replaced, sent)
         else:
-            self.notes.decided(flow, decision, replaced, judged.comment, judged.fails)
+            self.notes.decided(flow, decision, replaced, sent, judged.comment, judged.fails)
 
 
 class Notices:
@@ -254,13 +254,14 @@ def host_names(request: http.Request) -> tuple[tuple[str, int], ...]:
     return (asked,) if asked == destination else (asked, destination)
 
 
-def rewrite_response(flow: http.HTTPFlow, decision: Decision, notices: Notices) -> list[str]:
-    """Set the response's CORS headers as `decision` says; the names of the API's own it replaced."""
+def rewrite_response(flow: http.HTTPFlow, decision: Decision, notices: Notices) -> tuple[list[str], Fields]:
+    """Set the response's CORS headers as `decision` says; the names of the API's own it replaced,
+    and the CORS fields it set."""
     response = flow.response
     assert response is not None
     if response.status_code == 101:
-        return []
-    fields, replaced = policy.response_fields(decision, response.headers.fields)
+        return [], ()
+    fields, replaced, sent = policy.response_fields(decision, response.headers.fields)
     response.headers.fields = fields
     if decision.kind is Kind.FORWARD_PREFLIGHT and not 200 <= response.status_code < 300:
         make_ok(response)
@@ -272,7 +273,7 @@ def rewrite_response(flow: http.HTTPFlow, decision: Decision, notices: Notices) 
             ("replaced", decision.rule.name, host),
             f"cors: rule {decision.rule.label}: replaced the CORS headers {host} sent ({clip(', '.join(replaced))})",
         )
-    return replaced
+    return replaced, sent
 
 
 def is_event_stream(fields: Fields) -> bool:

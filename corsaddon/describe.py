@@ -33,8 +33,9 @@ def marker(decision: Decision, check_fails: bool) -> str | None:
     return MARKERS.get(decision.kind)  # NO_ORIGIN: not a CORS request, nothing to show
 
 
-def outcome(decision: Decision, replaced: Sequence[str] = ()) -> str:
-    """What happened, decision first: 'CORS set for http://localhost:3000: Allow-Origin, Expose-Headers'."""
+def outcome(decision: Decision, replaced: Sequence[str] = (), sent: Sequence[bytes] = ()) -> str:
+    """What happened, decision first: 'CORS set for http://localhost:3000: Allow-Origin, Expose-Headers'.
+    `replaced`: the API's CORS header names removed; `sent`: the names of the CORS headers set."""
     kind, rule = decision.kind, decision.rule
     origin = shown_origin(decision.origin) if decision.origin else ""
     if kind is Kind.ANSWER_PREFLIGHT:
@@ -42,7 +43,7 @@ def outcome(decision: Decision, replaced: Sequence[str] = ()) -> str:
     elif kind is Kind.FORWARD_PREFLIGHT:
         text = f"preflight forwarded, CORS set for {origin}"
     elif kind is Kind.CORS:
-        text = f"CORS set for {origin}: {', '.join(response_names(rule))}"
+        text = f"CORS set for {origin}: {', '.join(short_name(n.decode('latin-1')) for n in sent)}"
     elif kind is Kind.NO_ORIGIN:
         text = "no Origin: " + ("Allow-Origin: * set" if decision.allow_origin else "only Vary: Origin added")
     elif kind is Kind.STRIP:
@@ -60,15 +61,6 @@ def outcome(decision: Decision, replaced: Sequence[str] = ()) -> str:
 def shown_origin(origin: str) -> str:
     """A browser's origin as it is; anything else quoted and cut short."""
     return origin if len(origin) <= 100 and is_browser_origin(origin) else quote(origin)
-
-
-def response_names(rule: Rule) -> list[str]:
-    names = ["Allow-Origin"]
-    if rule.allow_credentials:
-        names.append("Allow-Credentials")
-    if rule.expose_headers != ():
-        names.append("Expose-Headers")
-    return names
 
 
 def short_name(name: str) -> str:

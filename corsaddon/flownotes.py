@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from mitmproxy import ctx, http
 
 from . import describe
+from .headerfields import Fields
 from .memo import BoundedMemo
 from .policy import Decision, Kind
 from .quote import clip
@@ -47,14 +48,22 @@ class FlowNotes:
             self.log_flows = ctx.options.cors_flow_log and getattr(ctx.options, "flow_detail", 1) != 0
 
     def decided(
-        self, flow: http.HTTPFlow, decision: Decision, replaced: Sequence[str] = (), check: str = "", fails=False
+        self,
+        flow: http.HTTPFlow,
+        decision: Decision,
+        replaced: Sequence[str] = (),
+        sent: Fields = (),
+        check: str = "",
+        fails=False,
     ) -> None:
-        """Comment, mark and log a flow once the addon has done its part (`check`: the API check's line)."""
+        """Comment, mark and log a flow once the addon has done its part: `replaced`, the API's CORS
+        headers it removed; `sent`, the CORS fields it set; `check`, the API check's line."""
         rule, origin = decision.rule, decision.origin
-        key = (rule, decision.kind, origin, decision.allow_origin, *replaced, check, fails)
+        set_names = tuple(name for name, _ in sent) if decision.kind is Kind.CORS else ()
+        key = (rule, decision.kind, origin, decision.allow_origin, set_names, *replaced, check, fails)
         texts = self.texts.get(key)
         if texts is None:
-            text = describe.outcome(decision, replaced)
+            text = describe.outcome(decision, replaced, set_names)
             texts = (text, describe.comment(text, rule, check), describe.marker(decision, fails))
             if (origin is None or len(origin) <= MEMO_ORIGIN) and len(replaced) <= 8:
                 self.texts.remember(key, texts)

@@ -222,23 +222,26 @@ def preflight_fields(decision: Decision) -> Fields:
     return fields
 
 
-def response_fields(decision: Decision, fields: Fields) -> tuple[Fields, list[str]]:
-    """A response's header fields with its CORS headers replaced as `decision` says,
-    and the names of the upstream's own CORS headers that were removed."""
+def response_fields(decision: Decision, fields: Fields) -> tuple[Fields, list[str], Fields]:
+    """A response's header fields with its CORS headers replaced as `decision` says, the names
+    of the upstream's own CORS headers that were removed, and the CORS fields that were set."""
     rule = decision.rule
     if decision.kind is Kind.STRIP:
-        return rewrite_fields(fields, (), ())
+        cors: Fields = ()
+        return *rewrite_fields(fields, cors, ()), cors
     if decision.kind is Kind.FORWARD_PREFLIGHT:
-        return rewrite_fields(fields, encode(preflight_headers(decision)), preflight_vary(rule))
+        cors = encode(preflight_headers(decision))
+        return *rewrite_fields(fields, cors, preflight_vary(rule)), cors
     if rule.expose_headers is None and decision.allow_origin is not None:
         names = [name.decode("latin-1") for name, _ in fields]
-        return rewrite_fields(fields, encode(response_headers(decision, names)), response_vary(rule))
+        cors = encode(response_headers(decision, names))
+        return *rewrite_fields(fields, cors, response_vary(rule)), cors
     # Otherwise the headers depend on the origin alone: encode them once per origin.
     memo = decision.answers.response
-    cors = memo.get(decision.allow_origin)
-    if cors is None:
-        cors = memo.remember(decision.allow_origin, encode(response_headers(decision, ())))
-    return rewrite_fields(fields, cors, response_vary(rule))
+    cached = memo.get(decision.allow_origin)
+    if cached is None:
+        cached = memo.remember(decision.allow_origin, encode(response_headers(decision, ())))
+    return *rewrite_fields(fields, cached, response_vary(rule)), cached
 
 
 def preflight_vary(rule: Rule) -> tuple[str, ...]:

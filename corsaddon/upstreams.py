@@ -200,5 +200,5 @@ def unreachable_response(decision: Decision, address: Address, failure: ProbeFai
             "This answer comes from the proxy, not from the API; it was checked again just now.\n"
         )
     fields = ((b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", str(len(text.encode())).encode()))
-    fields, _ = policy.response_fields(decision, fields)
+    fields, _, _ = policy.response_fields(decision, fields)
     return text_response(failure.status, text, fields)

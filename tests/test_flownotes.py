@@ -96,6 +96,16 @@ def test_comments_put_the_decision_first_then_the_rule(cors):
     )
 
 
+def test_the_comment_names_the_cors_headers_actually_set(cors, tmp_path):
+    star = tmp_path / "star.toml"
+    star.write_text('[[rules]]\nname = "star"\nhosts = ["api.example.com"]\nexpose_headers = "*"\n')
+    cors.tctx.options.update(cors_rules=str(star))
+    f = run_hooks(cors, get(), upstream())  # Content-Type and Content-Length only: nothing to expose
+    assert f.comment.startswith(f"CORS set for {LOCAL}: Allow-Origin · cors rule 'star'")
+    f = run_hooks(cors, get(), upstream(headers=[("X-Request-Id", "7")]))
+    assert f.comment.startswith(f"CORS set for {LOCAL}: Allow-Origin, Expose-Headers · cors rule 'star'")
+
+
 def test_a_hostile_origin_is_quoted_and_cut_short_in_the_comment(cors):
     f = run_hooks(cors, get(origin="http://x\x1b[31m" + "y" * 5000), upstream())
     first = f.comment.split("\n")[0]

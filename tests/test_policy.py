@@ -230,11 +230,12 @@ def test_rewrite_fields_leaves_vary_alone_when_nothing_is_missing():
 def test_response_fields_for_each_kind():
     fields = ((b"Access-Control-Allow-Origin", b"*"), (b"X-Request-Id", b"7"), (b"Set-Cookie", b"a=b"))
     strip = decide_for(rule(action='"strip"'), "GET", [LOCAL])
-    assert response_fields(strip, fields) == (fields[1:], ["Access-Control-Allow-Origin"])
+    assert response_fields(strip, fields) == (fields[1:], ["Access-Control-Allow-Origin"], ())
     star = decide_for(rule(expose_headers='"*"'), "GET", [LOCAL])
-    out, _ = response_fields(star, fields)
+    out, _, sent = response_fields(star, fields)
     assert dict(out)[b"Access-Control-Expose-Headers"] == b"X-Request-Id"
+    assert [name for name, _ in sent] == [b"Access-Control-Allow-Origin", b"Access-Control-Expose-Headers"]
     forward = decide_for(rule(preflight='"forward"'), "OPTIONS", [LOCAL], "PATCH")
-    out, _ = response_fields(forward, ())
+    out, _, _ = response_fields(forward, ())
     assert dict(out)[b"Access-Control-Allow-Methods"] == b"PATCH"
     assert preflight_fields(forward) == out
