@@ -47,14 +47,14 @@ class CorsAddon:
         self.is_running = False
         self.decisions: weakref.WeakKeyDictionary[http.HTTPFlow, Decision] = weakref.WeakKeyDictionary()
         self.notices = Notices()
-        self.rules_file = RulesFile(self.put_in_force, lambda: self.ruleset)
+        rules = lambda: self.ruleset  # noqa: E731
+        self.rules_file = RulesFile(self.put_in_force, rules)
         self.health = UpstreamHealth(
             lambda host, port: self.ruleset.covers(host, port),
             lambda host, port: not self.ruleset.skips_tls_verify(((host, port),)),
         )
         self.api_check = ApiCheck()
         self.notes = FlowNotes()
-        rules = lambda: self.ruleset  # noqa: E731
         self.addons = [
             self.health,
             self.api_check,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from .patterns import MAX_HOST, normalize_host
 from .schema import Cookies
 
 
@@ -38,7 +39,9 @@ def rewrite(value: bytes, mode: Cookies, secure_context: bool) -> bytes:
 
 def is_local_host(host: str) -> bool:
     """Hosts browsers treat as secure contexts over plain HTTP (and so keep `Secure` cookies from)."""
-    host = host.strip("[]").rstrip(".").lower()
+    if len(host) > MAX_HOST:
+        return False
+    host = normalize_host(host)
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
