@@ -190,9 +190,16 @@ class RulesFile:
         try:
             ruleset = await asyncio.to_thread(read_rules, path)
         except RulesError as e:
-            if path == self.path:
-                self.log_error(e)
+            ruleset, error = None, e
+        else:
+            error = None
+        after = file_signature(path)
+        if after != signature and after is not None:
+            return after  # saved again while it was read: what was read may be half a file
+        if path != self.path:
             return None
-        if path == self.path:
+        if error is not None:
+            self.log_error(error)
+        else:
             self.settle(path, ruleset)
         return None

@@ -457,3 +457,29 @@ def test_flows_that_are_not_live_pass_untouched(cors):
 def test_empty_elements_of_the_requested_headers_are_ignored(cors):
     f = run(cors, preflight(headers="x-a, , x-b,"))
     assert f.response.headers["Access-Control-Allow-Headers"] == "x-a,x-b"
+
+
+async def test_a_save_that_starts_while_the_file_is_read_is_not_applied(cors, monkeypatch):
+    """The watcher reads a finished save; before the read, the next save has truncated the file
+    and written half of it. What was read is half a file: it is dropped, and read again once whole."""
+    path = Path(cors.rules_file.path)
+    finished = RULES.replace('"http://localhost:*"', '"https://app.example"')
+    path.write_text(finished)
+    pending = await cors.rules_file.poll(None)  # seen once: read when it holds still
+    half = RULES[: RULES.index("allow_origins")]  # valid TOML: the rule with the default origins
+    real_read = rulesfile.read_rules
+
+    def read_while_the_next_save_starts(p):
+        with open(p, "w") as f:
+            f.write(half)
+        return real_read(p)
+
+    monkeypatch.setattr(rulesfile, "read_rules", read_while_the_next_save_starts)
+    pending = await cors.rules_file.poll(pending)
+    assert pending == rulesfile.file_signature(str(path))
+    assert cors.ruleset.rules[0].allow_origins == ("http://localhost:*",)  # still the rules loaded first
+    monkeypatch.setattr(rulesfile, "read_rules", real_read)
+    path.write_text(finished)
+    pending = await cors.rules_file.poll(None)
+    await cors.rules_file.poll(pending)
+    assert cors.ruleset.rules[0].allow_origins == ("https://app.example",)
