@@ -61,9 +61,12 @@ def require_chromium() -> None:
 class Browser:
     """One Chromium with its own fresh profile, optionally behind a proxy."""
 
-    def __init__(self, playwright: Any, proxy_port: int | None = None, trust_spki: str | None = None) -> None:
+    def __init__(
+        self, playwright: Any, proxy_port: int | None = None, trust_spki: str | None = None, args: tuple[str, ...] = ()
+    ) -> None:
+        """`args`: more Chromium flags, after the fixed ones."""
         self.profile = tempfile.mkdtemp(prefix="cors-addon-chromium-")
-        args = list(FLAGS)
+        args = [*FLAGS, *args]
         if proxy_port is not None:
             # Without the bypass list Chromium never sends loopback traffic through a proxy.
             args += [f"--proxy-server=http://127.0.0.1:{proxy_port}", "--proxy-bypass-list=<-loopback>"]
