@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mitmproxy import command, ctx, http
+from mitmproxy.net.http import url
 
 from .headerfields import Fields
 from .memo import BoundedMemo
 from .patterns import header_list
 from .policy import Decision, Kind, exposable
 from .quote import clip
-from .report import NOT_CHECKED, Call, Report, Verdict
+from .report import NOT_CHECKED, NOT_FROM_API, Call, Report, Verdict
 from .schema import Action
 from .verdict import CorsAsk, check, cors_fields
 
@@ -55,9 +56,12 @@ class ApiCheck:
         verdict for the flow's comment. The same request answered the same way is judged once:
         later ones are only counted. A replayed flow is judged but not counted again."""
         cors, response = decision.request, flow.response
-        if not cors.origins or response is None:
-            return None  # not a cross-origin request from a page: CORS does not apply
+        if not cors.origins or response is None or cors.websocket:
+            return None  # not a cross-origin request from a page (CORS does not apply to WebSocket handshakes)
         answered = decision.kind is Kind.ANSWER_PREFLIGHT
+        if not answered and answered_in_mitmproxy(flow):
+            self.report.shape(self.call(flow, decision))  # the page did make the call
+            return Judged([], f"API check: {NOT_FROM_API}")
         seen = () if answered else cors_fields(response.headers.fields)
         data = flow.request.data
         # A flat tuple: hashed in C (a dataclass's hash is a Python-level call).
@@ -80,7 +84,8 @@ class ApiCheck:
                 verdict.count += 1
         return judged
 
-    def judge(self, flow: http.HTTPFlow, decision: Decision, seen: Fields) -> Judged:
+    def call(self, flow: http.HTTPFlow, decision: Decision) -> Call:
+        """The call as the report counts it: what the page asked of the API."""
         request, cors, rule = flow.request, decision.request, decision.rule
         preflight = request.method == "OPTIONS" and cors.method is not None
         requested = header_list(cors.headers) if preflight and cors.headers else None
@@ -92,13 +97,12 @@ class ApiCheck:
             headers=tuple(sorted({h.lower() for h in requested.split(",")})) if requested else (),
             private_network=preflight and cors.private_network,
         )
-        api = f"{request.scheme}://{clip(request.host)}:{request.port}"
         expose = rule.expose_headers
         if expose is None:  # "*": the names this API actually sends
             names = (n.decode("latin-1") for n, _ in flow.response.headers.fields)
             expose = exposable(names)
-        call = Call(
-            api=api,
+        return Call(
+            api=api_origin(request),
             example=f"{clip(request.method)} {clip(request.path)} from {clip(ask.origin)}",
             ask=ask,
             actual_method=request.method,
@@ -106,6 +110,10 @@ class ApiCheck:
             max_age=rule.max_age,
             expose_headers=expose,
         )
+
+    def judge(self, flow: http.HTTPFlow, decision: Decision, seen: Fields) -> Judged:
+        call = self.call(flow, decision)
+        api, ask = call.api, call.ask
         if decision.kind is Kind.ANSWER_PREFLIGHT:
             return Judged(self.report.record(call, None), f"API check: {NOT_CHECKED}")
         findings = check(ask, flow.response.status_code, seen)
@@ -148,3 +156,18 @@ class ApiCheck:
             logger.error(f"cors: cannot write the report to {clip(str(target))}: {e.strerror or e}")
             return
         logger.info(f"cors: report written to {target}")
+
+
+def answered_in_mitmproxy(flow: http.HTTPFlow) -> bool:
+    """Whether the response was set before the request reached the API: by map_local, server replay or
+    another addon's `request` hook (script addons run before those, so `request` cannot see it yet).
+    When `responseheaders` runs for the API's own answer, its body has not arrived, so it has no
+    `timestamp_end`; a response set in `request` is complete (Response.make sets it; a replay copies it)."""
+    return flow.is_replay == "response" or (flow.response is not None and flow.response.timestamp_end is not None)
+
+
+def api_origin(request: http.Request) -> str:
+    """scheme://host[:port] of the API, the port only when it is not the scheme's default."""
+    host = clip(request.host)
+    host = f"[{host}]" if ":" in host else host
+    return f"{request.scheme}://{url.hostport(request.scheme, host, request.port)}"

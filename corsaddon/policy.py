@@ -48,7 +48,9 @@ class CorsRequest:
     headers: str | None = None  # Access-Control-Request-Headers
     private_network: bool = False  # Access-Control-Request-Private-Network: true
     websocket: bool = False
-    credentials: bool = False  # carries Cookie or Authorization
+    # Carries Cookie: only credentials mode "include" sends one cross-origin. An Authorization header
+    # alone is a token the page set itself, sent in the default mode, where `*` is fine.
+    credentials: bool = False
 
     @classmethod
     def read(cls, fields: Fields) -> CorsRequest:
@@ -69,7 +71,7 @@ class CorsRequest:
                     private_network = value.strip().lower() == b"true"
             elif name == b"upgrade":
                 websocket = value.strip().lower() == b"websocket"
-            elif name == b"cookie" or name == b"authorization":
+            elif name == b"cookie":
                 credentials = True
         if not (origins or method or requested or private_network or websocket):
             return NO_CORS_HEADERS

@@ -17,6 +17,7 @@ from .verdict import SAFELISTED_METHODS, CorsAsk, Finding
 MAX_APIS = 100
 MAX_ITEMS = 50
 NOT_CHECKED = 'not checked (answered by the proxy; an observe rule or preflight = "forward" checks it)'
+NOT_FROM_API = "not checked (answered by mitmproxy, not the API)"  # map_local, server replay, another addon
 
 
 @dataclass
@@ -82,12 +83,9 @@ class Report:
         """Count the call's verdicts and add what it asked for to its API's policy. `findings`
         None: the answer was not checked (the proxy gave it). Returns the verdicts counted, so
         the same call seen again can be counted with `Verdict.count += 1` alone."""
-        record = self.apis.get(call.api)
+        record = self._api(call.api)
         if record is None:
-            if len(self.apis) >= MAX_APIS:
-                self.dropped_apis = True
-                return []
-            record = self.apis[call.api] = ApiRecord()
+            return []
         names = [NOT_CHECKED] if findings is None else [str(f.reason.value) for f in findings] or ["passes"]
         details = {} if findings is None else {f.reason.value: str(f) for f in findings}
         counted = []
@@ -98,6 +96,27 @@ class Report:
                 verdict = record.verdicts[name] = Verdict(0, clip(example, 300))
             verdict.count += 1
             counted.append(verdict)
+        self._shape(record, call)
+        return counted
+
+    def shape(self, call: Call) -> None:
+        """Add what the call asked for to its API's policy, with no verdict: the page made the
+        call, but the API did not answer it (mitmproxy or another addon did)."""
+        record = self._api(call.api)
+        if record is not None:
+            self._shape(record, call)
+
+    def _api(self, api: str) -> ApiRecord | None:
+        record = self.apis.get(api)
+        if record is None:
+            if len(self.apis) >= MAX_APIS:
+                self.dropped_apis = True
+                return None
+            record = self.apis[api] = ApiRecord()
+        return record
+
+    @staticmethod
+    def _shape(record: ApiRecord, call: Call) -> None:
         ask = call.ask
         if call.allowed:
             record.add("origins", record.origins, ask.origin)
@@ -111,7 +130,6 @@ class Report:
         record.credentials = record.credentials or ask.credentials
         record.private_network = record.private_network or ask.private_network
         record.max_age = call.max_age
-        return counted
 
     def as_dict(self) -> dict:
         apis = {}
@@ -136,7 +154,11 @@ class Report:
             return "# CORS report\n\nNo cross-origin call to an API a rule names was seen yet.\n"
         lines = ["# CORS report", ""]
         for api, entry in self.as_dict()["apis"].items():
-            lines += [f"## {api}", "", "| verdict | calls | example |", "|---|---|---|"]
+            lines += [f"## {api}", ""]
+            if entry["verdicts"]:
+                lines += ["| verdict | calls | example |", "|---|---|---|"]
+            else:
+                lines.append(f"No answer of the API itself was seen: {NOT_FROM_API.removeprefix('not checked ')}.")
             for v in entry["verdicts"]:
                 lines.append(f"| {v['reason']} | {v['count']} | {_cell(v['example'])} |")
             policy = entry["policy"]
@@ -157,7 +179,7 @@ class Report:
         out = []
         for api, record in sorted(self.apis.items()):
             verdicts = "; ".join(f"{reason}: {v.count}" for reason, v in record.verdicts.items())
-            out.append(f"{api}: {verdicts}")
+            out.append(f"{api}: {verdicts or NOT_FROM_API}")
         return out
 
 

@@ -49,7 +49,7 @@ class CorsAsk:
     """What the page asked of the API, as the browser would check the answer."""
 
     origin: str
-    credentials: bool  # the request carries Cookie or Authorization, or the rule allows credentials
+    credentials: bool  # the request carries Cookie, or the rule says the page sends credentials
     preflight: bool = False
     method: str = ""  # for a preflight: Access-Control-Request-Method
     headers: tuple[str, ...] = ()  # for a preflight: Access-Control-Request-Headers, lowercase

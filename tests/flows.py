@@ -24,8 +24,11 @@ def _raw(value: str | bytes) -> bytes:
 
 
 def upstream_response(status: int = 200, headers=(), body: bytes = b'{"ok": true}') -> http.Response:
-    """What the API answers: these headers (pairs of str or bytes), Content-Length added."""
-    return http.Response.make(status, body, [(_raw(k), _raw(v)) for k, v in headers])
+    """What the API answers: these headers (pairs of str or bytes), Content-Length added. As mitmproxy
+    hands it to `responseheaders`: its body has not arrived yet, so it has no `timestamp_end`."""
+    response = http.Response.make(status, body, [(_raw(k), _raw(v)) for k, v in headers])
+    response.timestamp_end = None
+    return response
 
 
 def run_hooks(addon, flow: http.HTTPFlow, response: http.Response | None = None) -> http.HTTPFlow:

@@ -4,6 +4,8 @@ Paths choose the answer (anything may come after the prefixes shown):
   /page            an HTML page (for a browser to run fetch() from)
   /status/<code>   that status with a JSON body
   .../cors/star    sends its own `Access-Control-Allow-Origin: *`
+  .../cors/public  a public API: `Access-Control-Allow-Origin: *`, and a preflight answer allowing
+                   the header `authorization` (listed by name: `*` never covers it)
   .../cors/other   sends `Access-Control-Allow-Origin: https://elsewhere.example` twice, and Vary: Accept-Encoding
   /sse             a text/event-stream: one event, then waits `?hold=<s>` before the second
   .../options405   answers OPTIONS with 405
@@ -63,6 +65,10 @@ class Handler(BaseHTTPRequestHandler):
             status = int(path.rsplit("/", 1)[1])
         elif path.endswith("/cors/star"):
             extra = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "GET")]
+        elif path.endswith("/cors/public"):
+            extra = [("Access-Control-Allow-Origin", "*")]
+            if self.command == "OPTIONS":
+                extra.append(("Access-Control-Allow-Headers", "authorization"))
         elif path.endswith("/cors/other"):
             extra = [
                 ("Access-Control-Allow-Origin", "https://elsewhere.example"),
