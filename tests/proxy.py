@@ -11,6 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+from mitmproxy import io
+from mitmproxy.http import HTTPFlow
+
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
 MITMWEB = str(Path(sys.executable).parent / "mitmweb")
@@ -137,3 +140,14 @@ def _split(url: str) -> tuple[str, int, str]:
     m = re.fullmatch(r"http://([^/:]+):(\d+)(/.*)?", url)
     assert m, url
     return m.group(1), int(m.group(2)), m.group(3) or "/"
+
+
+def saved_flows(path: Path) -> list[HTTPFlow]:
+    """The flows a stopped mitmdump wrote with `-w path`."""
+    with open(path, "rb") as f:
+        return list(io.FlowReader(f).stream())
+
+
+def api_check_of(flow: HTTPFlow) -> str:
+    """The API check's line of a flow's comment."""
+    return next(line for line in flow.comment.split("\n") if line.startswith("API check:"))

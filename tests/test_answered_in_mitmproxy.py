@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 
-from mitmproxy import io
-
 from .flows import LOCAL
-from .proxy import Mitmdump, fetch
+from .proxy import Mitmdump, api_check_of, fetch, saved_flows
 from .upstream import Upstream
 
 RULES = '[[rules]]\nname = "api"\nhosts = ["127.0.0.1:{port}"]\naction = "observe"\n'
@@ -20,10 +18,7 @@ def verdicts(report, api: str) -> list[tuple[str, int]]:
 
 
 def api_checks(saved) -> dict[str, str]:
-    """Each saved flow's path and the API check line of its comment."""
-    with open(saved, "rb") as f:
-        flows = list(io.FlowReader(f).stream())
-    return {f.request.path: next(c for c in f.comment.split("\n") if c.startswith("API check:")) for f in flows}
+    return {f.request.path: api_check_of(f) for f in saved_flows(saved)}
 
 
 def test_a_map_local_answer_gets_no_verdict_and_the_api_s_own_answer_does(start_proxy, tmp_path):
