@@ -4,22 +4,29 @@ the session cookie (see `setcookie` for what changes)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mitmproxy import http
-from mitmproxy.proxy.mode_specs import ReverseMode
 
 from .flownotes import FlowNotes
 from .policy import Decision
+from .quote import clip, quote
 from .schema import Cookies
-from .setcookie import is_local_host, rewrite
+from .setcookie import cookie_name, needs_secure, rewrite
+
+if TYPE_CHECKING:
+    from .addon import Notices
 
 
 class SessionCookies:
     """Runs after the main addon's `responseheaders`, on the flows a rule decided."""
 
-    def __init__(self, decision_of: Callable[[http.HTTPFlow], Decision | None], notes: FlowNotes) -> None:
+    def __init__(
+        self, decision_of: Callable[[http.HTTPFlow], Decision | None], notes: FlowNotes, notices: Notices
+    ) -> None:
         self.decision_of = decision_of
         self.notes = notes
+        self.notices = notices
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         decision = self.decision_of(flow)
@@ -29,22 +36,26 @@ class SessionCookies:
         if not any(name.lower() == b"set-cookie" for name, _ in fields):
             return
         mode = decision.rule.cookies
-        secure = browser_side_is_secure(flow)
+        # Where the browser reached the proxy: in reverse mode on localhost, plain HTTP unless it used https://.
+        over_https = flow.client_conn.tls_established
         rewritten = tuple(
-            (name, rewrite(value, mode, secure)) if name.lower() == b"set-cookie" else (name, value)
+            (name, rewrite(value, mode, over_https)) if name.lower() == b"set-cookie" else (name, value)
             for name, value in fields
         )
         if rewritten != fields:
             flow.response.headers.fields = rewritten
             self.notes.append(flow, f"Set-Cookie rewritten (cookies = {mode.value})")
+        if mode is Cookies.SAME_SITE and not over_https:
+            for name, value in fields:
+                if name.lower() == b"set-cookie" and needs_secure(value):
+                    self.note_secure_only(flow, decision, cookie_name(value))
 
-
-def browser_side_is_secure(flow: http.HTTPFlow) -> bool:
-    """Whether the browser reached the proxy over HTTPS, or on a host it treats as secure (localhost)."""
-    client = flow.client_conn
-    if client.tls_established:
-        return True
-    if isinstance(client.proxy_mode, ReverseMode):
-        # mitmproxy has replaced the Host header with the API's: where the browser connected tells
-        return bool(client.sockname) and is_local_host(str(client.sockname[0]))
-    return is_local_host(flow.request.pretty_host)
+    def note_secure_only(self, flow: http.HTTPFlow, decision: Decision, name: str) -> None:
+        host, cookie = clip(flow.request.pretty_host), quote(name)
+        self.notices.note(
+            ("secure-only cookie", decision.rule.name, cookie),
+            f"cors: rule {decision.rule.label}: the cookie {cookie} from {host} keeps Secure: a cookie named "
+            "__Secure-… or __Host-… cannot live without it, and browsers refuse Secure cookies over plain "
+            "HTTP (Safari even on localhost); call the proxy over HTTPS: in reverse mode open "
+            "https://localhost:PORT, where mitmproxy answers TLS with its own CA (which make browser trusts)",
+        )

@@ -189,7 +189,7 @@ KEYS: dict[str, Key] = {
         Key("allow_methods", "*", '"*" (the requested method) or a list of methods', _tokens("method")),
         Key("allow_headers", "*", '"*" (the requested headers) or a list of header names', _tokens("header name")),
         Key("expose_headers", [], 'response headers scripts may read: a list, or "*" for all', _tokens("header name")),
-        Key("allow_credentials", False, "let requests with cookies or Authorization read responses", _boolean),
+        Key("allow_credentials", False, "let requests with credentials (cookies) read responses", _boolean),
         Key("max_age", 5, "seconds a browser may cache a preflight answer", _seconds),
         Key("preflight", "answer", '"answer" preflights in the proxy, or "forward" them to the API',
             _choice(Preflight)),

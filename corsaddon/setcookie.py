@@ -1,25 +1,27 @@
 """Rewriting a `Set-Cookie` value for rule key `cookies` (pure: no mitmproxy).
 
 "same-site": the cookie is for the host the browser called, not the API's real
-domain: `Domain` goes, and `Secure` goes only where the browser could not store
-it (plain HTTP to a host that is not local). "cross-site": `SameSite=None;
-Secure`, for browsers that still send third-party cookies.
+domain: `Domain` goes, and `Secure` goes wherever the browser reached the proxy
+over plain HTTP, localhost included: Safari refuses `Secure` cookies from
+`http://localhost` (WebKit bug 281149), where Chromium and Firefox keep them.
+"cross-site": `SameSite=None; Secure`, for browsers that still send third-party
+cookies.
 """
 
 from __future__ import annotations
 
-import ipaddress
-
-from .patterns import MAX_HOST, normalize_host
 from .schema import Cookies
 
+# Browsers refuse a cookie with one of these name prefixes unless it is Secure (matched case-insensitively).
+SECURE_PREFIXES = (b"__secure-", b"__host-")
 
-def rewrite(value: bytes, mode: Cookies, secure_context: bool) -> bytes:
-    """`value` rewritten for `mode`; `secure_context`: the browser's side is HTTPS or a local host.
+
+def rewrite(value: bytes, mode: Cookies, over_https: bool) -> bytes:
+    """`value` rewritten for `mode`; `over_https`: the browser reached the proxy over HTTPS.
     One pass over the value's attributes."""
     name_value, *attributes = value.split(b";")
     kept: list[bytes] = []
-    drop_secure = mode is Cookies.SAME_SITE and not secure_context
+    drop_secure = mode is Cookies.SAME_SITE and not over_https and not needs_secure(name_value)
     for attribute in attributes:
         key = attribute.split(b"=", 1)[0].strip().lower()
         if key == b"domain" and mode is Cookies.SAME_SITE:
@@ -37,14 +39,12 @@ def rewrite(value: bytes, mode: Cookies, secure_context: bool) -> bytes:
     return b";".join((name_value, *kept))
 
 
-def is_local_host(host: str) -> bool:
-    """Hosts browsers treat as secure contexts over plain HTTP (and so keep `Secure` cookies from)."""
-    if len(host) > MAX_HOST:
-        return False
-    host = normalize_host(host)
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def needs_secure(name_value: bytes) -> bool:
+    """Whether the cookie (`name=value`, or the whole Set-Cookie value) is named `__Secure-…` or
+    `__Host-…`: such a cookie cannot live without `Secure`, so over plain HTTP it keeps it."""
+    return name_value[:16].lstrip().lower().startswith(SECURE_PREFIXES)
+
+
+def cookie_name(value: bytes) -> str:
+    """The cookie's name, for a message (the caller quotes it)."""
+    return value.split(b";", 1)[0].split(b"=", 1)[0].strip().decode("latin-1")
