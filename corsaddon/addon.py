@@ -16,7 +16,7 @@ from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.log import ALERT
 from mitmproxy.net.http import url
 
-from . import policy
+from . import describe, policy
 from .apicheck import ApiCheck
 from .browser import BrowserCommand
 from .cookies import SessionCookies
@@ -59,7 +59,7 @@ class CorsAddon:
             self.health,
             self.api_check,
             self.notes,
-            SessionCookies(self.decisions.get, self.notes),
+            SessionCookies(self.decisions.get, self.notes, self.notices),
             UpstreamTlsVerify(rules),
             BrowserCommand(),
         ]
@@ -138,8 +138,6 @@ class CorsAddon:
         if not self.enabled:
             return self.notes.passed_while_off(flow, rule)
         cors = policy.CorsRequest.read(request.headers.fields)
-        if cors.websocket:
-            return
         if flow.is_replay != "request":  # a replay is not another hit
             ruleset.hits[rule.index] += 1
         decision = policy.decide(rule, request.method, cors, self.answers.of(rule))
@@ -180,6 +178,8 @@ class CorsAddon:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         decision = self.decisions.get(flow)
         if decision is None:
+            return
+        if decision.request.websocket and handshake_answered(flow, decision, self.notices, self.notes):
             return
         judged = self.api_check.record(flow, decision)  # on the API's own answer, before it is changed
         replaced, sent = rewrite_response(flow, decision, self.notices) if decision.changes_response else ((), ())
@@ -274,6 +274,21 @@ def rewrite_response(flow: http.HTTPFlow, decision: Decision, notices: Notices) 
             f"cors: rule {decision.rule.label}: replaced the CORS headers {host} sent ({clip(', '.join(replaced))})",
         )
     return replaced, sent
+
+
+def handshake_answered(flow: http.HTTPFlow, decision: Decision, notices: Notices, notes: FlowNotes) -> bool:
+    """Whether this `Upgrade: websocket` flow is a WebSocket handshake (not a preflight), whose answer
+    passes unchanged: CORS does not apply to it (no CORS headers or Vary on a 101, nothing to strip, no
+    API check). A 403 to an allowed origin's handshake gets a notice: the server checked the Origin."""
+    if decision.kind is Kind.ANSWER_PREFLIGHT or decision.kind is Kind.FORWARD_PREFLIGHT:
+        return False
+    request, status = flow.request, flow.response.status_code if flow.response else 0
+    if status == 403 and decision.kind is Kind.CORS:
+        host = clip(request.pretty_host)
+        message = describe.handshake_refused(decision, host, describe.own_origin(request.scheme, host, request.port))
+        notices.note(("handshake refused", decision.rule.name, host), message, logging.WARNING)
+    notes.handshake(flow, decision, status)
+    return True
 
 
 def is_event_stream(fields: Fields) -> bool:

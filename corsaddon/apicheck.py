@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mitmproxy import command, ctx, http
-from mitmproxy.net.http import url
 
 from .headerfields import Fields
 from .memo import BoundedMemo
-from .patterns import header_list
+from .patterns import header_list, origin_of
 from .policy import Decision, Kind, exposable
 from .quote import clip
 from .report import NOT_CHECKED, NOT_FROM_API, Call, Report, Verdict
@@ -56,8 +55,8 @@ class ApiCheck:
         verdict for the flow's comment. The same request answered the same way is judged once:
         later ones are only counted. A replayed flow is judged but not counted again."""
         cors, response = decision.request, flow.response
-        if not cors.origins or response is None or cors.websocket:
-            return None  # not a cross-origin request from a page (CORS does not apply to WebSocket handshakes)
+        if not cors.origins or response is None:
+            return None  # not a cross-origin request from a page: CORS does not apply
         answered = decision.kind is Kind.ANSWER_PREFLIGHT
         if not answered and answered_in_mitmproxy(flow):
             self.report.shape(self.call(flow, decision))  # the page did make the call
@@ -168,6 +167,4 @@ def answered_in_mitmproxy(flow: http.HTTPFlow) -> bool:
 
 def api_origin(request: http.Request) -> str:
     """scheme://host[:port] of the API, the port only when it is not the scheme's default."""
-    host = clip(request.host)
-    host = f"[{host}]" if ":" in host else host
-    return f"{request.scheme}://{url.hostport(request.scheme, host, request.port)}"
+    return origin_of(request.scheme, clip(request.host), request.port)

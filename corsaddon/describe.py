@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .patterns import is_browser_origin
+from .patterns import is_browser_origin, origin_of
 from .policy import Decision, Kind
 from .quote import clip, quote
 from .rules import Rule, RuleSet
+from .schema import OriginMode
 
 # mitmproxy draws these emoji shortcodes as flow markers (mitmweb, console); each is one glyph.
 MARKERS = {
@@ -24,7 +25,8 @@ MARKERS = {
 }
 FAILS_CHECK = ":warning:"  # an observed answer from the API that the browser refuses
 UNREACHABLE = ":electric_plug:"  # the addon answered for an API mitmproxy could not reach
-ALL_MARKERS = frozenset((*MARKERS.values(), FAILS_CHECK, UNREACHABLE))
+HANDSHAKE = ":handshake:"  # a WebSocket handshake from an allowed origin, accepted
+ALL_MARKERS = frozenset((*MARKERS.values(), FAILS_CHECK, UNREACHABLE, HANDSHAKE))
 
 
 def marker(decision: Decision, check_fails: bool) -> str | None:
@@ -56,6 +58,71 @@ def outcome(decision: Decision, replaced: Sequence[str] = (), sent: Sequence[byt
         names = clip(", ".join(short_name(n) for n in dict.fromkeys(replaced)), 120)
         text += f"; the API's {names} {'removed' if kind is Kind.STRIP else 'replaced'}"
     return text
+
+
+def handshake_marker(decision: Decision, status: int) -> str | None:
+    """A WebSocket handshake's marker: refused ones stand out where an Origin was sent for a rule to act on."""
+    kind = decision.kind
+    if kind is Kind.CORS or kind is Kind.OBSERVE:
+        return (HANDSHAKE if kind is Kind.CORS else MARKERS[kind]) if status == 101 else FAILS_CHECK
+    return MARKERS.get(kind)
+
+
+def handshake_outcome(decision: Decision, status: int) -> str:
+    """What happened to a WebSocket handshake, which the addon never answers with CORS headers:
+    'WebSocket handshake from http://localhost:3000: Origin sent upstream as https://x; accepted (101)'."""
+    kind, rule = decision.kind, decision.rule
+    origin = shown_origin(decision.origin) if decision.origin else ""
+    answered = "accepted (101)" if status == 101 else f"refused ({status})"
+    if kind is Kind.CORS:
+        mode = rule.upstream_origin.mode
+        if mode is OriginMode.REPLACE:
+            sent = f"Origin sent upstream as {rule.upstream_origin.origin}"
+        else:
+            sent = (
+                "Origin sent upstream unchanged" if mode is OriginMode.KEEP else "Origin dropped (none sent upstream)"
+            )
+        return f"WebSocket handshake from {origin}: {sent}; {answered}"
+    if kind is Kind.DISALLOWED:
+        allowed = clip(", ".join(rule.allow_origins), 80)
+        return f"WebSocket handshake passed untouched: {origin} is not in allow_origins ({allowed}); {answered}"
+    if kind is Kind.OBSERVE:
+        return f"WebSocket handshake observed, unchanged; {answered}"
+    if kind is Kind.STRIP:
+        return f"WebSocket handshake passed untouched (strip: a handshake carries no CORS headers); {answered}"
+    return f"WebSocket handshake without Origin passed untouched; {answered}"
+
+
+def handshake_refused(decision: Decision, host: str, own_origin: str | None) -> str:
+    """The notice for a WebSocket handshake from an allowed origin that the API answered with 403.
+    `own_origin`: the API's own origin (well-formed), the likeliest one it accepts."""
+    rule, origin = decision.rule, shown_origin(decision.origin or "")
+    head = f"cors: {host} refused the WebSocket handshake from {origin} (403)"
+    mode = rule.upstream_origin.mode
+    if mode is OriginMode.KEEP:
+        fix = f'= "{own_origin}" (an origin the server accepts)' if own_origin else "to an origin the server accepts,"
+        return (
+            f"{head}: servers check a handshake's Origin themselves (CORS does not apply to WebSockets); "
+            f'set upstream_origin {fix} or "drop" in rule {rule.label}'
+        )
+    sent = rule.upstream_origin.origin if mode is OriginMode.REPLACE else ""
+    example = f' (e.g. "{own_origin}")' if own_origin and own_origin != sent else ""
+    if mode is OriginMode.DROP:
+        return (
+            f'{head}, sent upstream without Origin (upstream_origin = "drop" in rule {rule.label}): '
+            f"the server wants an Origin it accepts; set upstream_origin to one{example}"
+        )
+    return (
+        f"{head}, sent upstream with Origin: {sent} (upstream_origin in rule {rule.label}): "
+        f'the server does not accept that origin; set upstream_origin to one it accepts{example} or "drop"'
+    )
+
+
+def own_origin(scheme: str, host: str, port: int) -> str | None:
+    """The origin of the API itself (`http://api.example.com:8080`), if well-formed: the one a
+    WebSocket server that checks Origin is likeliest to accept."""
+    origin = origin_of("https" if scheme == "https" else "http", host, port)
+    return origin if is_browser_origin(origin) else None
 
 
 def shown_origin(origin: str) -> str:

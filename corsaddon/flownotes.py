@@ -73,6 +73,14 @@ class FlowNotes:
             observed = check if fails and decision.kind is Kind.OBSERVE else ""  # else the API check notices say it
             logger.info(describe.flow_line(request.method, host_port(request), request.path, texts[0], rule, observed))
 
+    def handshake(self, flow: http.HTTPFlow, decision: Decision, status: int) -> None:
+        """Comment, mark and log a WebSocket handshake a rule matched (answered with `status`)."""
+        text = describe.handshake_outcome(decision, status)
+        self.write(flow, describe.comment(text, decision.rule), describe.handshake_marker(decision, status))
+        if self.log_flows:
+            request = flow.request
+            logger.info(describe.flow_line(request.method, host_port(request), request.path, text, decision.rule))
+
     def passed_while_off(self, flow: http.HTTPFlow, rule: Rule) -> None:
         self.write(flow, f"passed untouched: cors_enabled is off · cors rule {rule.label}", None)
 

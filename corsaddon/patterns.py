@@ -104,6 +104,15 @@ def is_browser_origin(value: str) -> bool:
     return int(port) <= 65535 and DEFAULT_PORTS.get(m.group(1)) != int(port)
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(scheme: str, host: str, port: int) -> str:
+    """scheme://host[:port], the port only when it is not the scheme's default, an IPv6 host in brackets."""
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" if port == DEFAULT_PORTS.get(scheme) else f"{scheme}://{host}:{port}"
+
+
 def normalize_host(host: str) -> str:
     """Lowercase, no trailing dot, no IPv6 brackets, internationalised names as punycode."""
     host = host.strip().lower().rstrip(".")

@@ -220,10 +220,11 @@ def test_upstream_origin_keeps_drops_or_replaces_the_origin_sent_upstream(cors, 
     assert bad.request.headers.get_all("origin") == ["http://evil.example"]
 
 
-def test_websocket_upgrades_are_never_changed(cors):
+def test_a_websocket_handshakes_101_gets_no_cors_headers_and_its_comment_says_so(cors):
     f = make_flow("GET", API, [("Origin", LOCAL), ("Upgrade", "websocket"), ("Connection", "Upgrade")])
     run(cors, f, upstream(101, [("Upgrade", "websocket")]))
-    assert "Access-Control-Allow-Origin" not in f.response.headers and f.comment == ""
+    assert f.response.headers.fields == upstream(101, [("Upgrade", "websocket")]).headers.fields
+    assert f.comment.startswith("WebSocket handshake from http://localhost:3000: Origin sent upstream unchanged")
 
 
 def test_event_streams_are_streamed_not_buffered(cors):
