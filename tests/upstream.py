@@ -11,6 +11,7 @@ Paths choose the answer (anything may come after the prefixes shown):
   .../options405   answers OPTIONS with 405
   /redirect        302 to /target
   /cookie/set      sets the cookie `sid=<?value=...>`
+  /session/login-secure   sets `sid=s3cret; Path=/; Secure` with no Domain (/session/me is 401 without sid=s3cret)
   anything else    200 JSON echoing method, path, Origin and Cookie
 """
 
@@ -81,6 +82,8 @@ class Handler(BaseHTTPRequestHandler):
             status, extra = 302, [("Location", "/target")]
         elif path == "/session/login":  # a production API's session cookie, for its own domain
             extra = [("Set-Cookie", "sid=s3cret; Domain=api.example.com; Path=/; Secure; HttpOnly; SameSite=Lax")]
+        elif path == "/session/login-secure":  # the same cookie for the host called, still Secure
+            extra = [("Set-Cookie", "sid=s3cret; Path=/; Secure; HttpOnly; SameSite=Lax")]
         elif path == "/session/me" and "sid=s3cret" not in headers.get("cookie", ""):
             status = 401
         elif path == "/cookie/set":
