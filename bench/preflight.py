@@ -93,7 +93,7 @@ def run(rounds: int = 5) -> dict:
     for mode in ("answer", "forward"):
         rules = directory / f"rules-{mode}.toml"
         rules.write_text(f'[[rules]]\nhosts = ["127.0.0.1:{port}"]\npreflight = "{mode}"\n')
-        proxies[mode] = Mitmdump(rules, directory / f"conf-{mode}", "--set", "flow_detail=0").start()
+        proxies[mode] = Mitmdump(rules, directory / f"conf-{mode}", "--set", "flow_detail=0", guard=False).start()
     try:
         for p in proxies.values():
             burst(port, p.port, 6)  # warm up

@@ -11,16 +11,37 @@ from typing import Any
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-# A closed network: nothing but what the test asks for.
+# A closed network: nothing but what the test asks for. Chromium's own background traffic goes through
+# the proxy too, where tests/loopback_guard.py refuses whatever is not on loopback; these flags keep most
+# of it from being sent, and send the rest to reserved names. Playwright passes many of them already;
+# they are listed so that the set does not depend on Playwright's. No --disable-features here: Chromium
+# honours only the last one, so it would replace Playwright's list.
 FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
+    "--no-default-browser-check",
     "--disable-background-networking",
     "--disable-component-update",
+    # --disable-component-update leaves on-demand installs alone: Chromium 156 still asks
+    # update.googleapis.com for the optimisation guide's model manifest (ceofaddefefcbblgcgnibnonglccbfja),
+    # and no switch or feature stops that. Point it at a reserved name (RFC 2606) instead, which the
+    # proxy's guard refuses unresolved.
+    "--component-updater=url-source=http://update.invalid/",
+    # Every profile lists the Google accounts in its cookie jar once its network is up (POST
+    # accounts.google.com/ListAccounts), and no switch stops it in Chromium 156: a reserved name again.
+    "--gaia-url=https://gaia.invalid/",
     "--disable-sync",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--metrics-recording-only",
+    "--no-pings",
+    "--no-service-autorun",
+    "--password-store=basic",
 ]
 
 FETCH = """async ([url, init]) => {

@@ -4,8 +4,8 @@ No driver: a `Collector` (an HTTP server thread on 127.0.0.1) serves a page whos
 calls and POSTs what it saw, as JSON, back to the collector, which the test waits on with a deadline.
 `Firefox` starts the browser on a fresh profile in its own session, with prefs that keep it from
 calling out (updates, telemetry, captive portal, safe browsing, remote settings, ...), and on close
-makes sure that it and every process it forked are gone. `LOOPBACK_GUARD` is a mitmproxy script
-that refuses, in the proxy, every request for a host that is not on loopback.
+makes sure that it and every process it forked are gone. The tests' mitmdump refuses every host that
+is not on loopback (tests/loopback_guard.py).
 """
 
 from __future__ import annotations
@@ -355,39 +355,3 @@ class Collector(ThreadingHTTPServer):
     def __exit__(self, *exc) -> None:
         self.shutdown()
         self.server_close()
-
-
-# -- the proxy side ---------------------------------------------------------------------------------
-
-LOOPBACK_GUARD = '''"""mitmproxy script: refuse (403) every request for a host that is not on loopback."""
-import ipaddress
-import logging
-
-from mitmproxy import http
-
-
-def _loopback(host: str) -> bool:
-    host = host.strip("[]").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _refuse(flow: http.HTTPFlow) -> None:
-    if not _loopback(flow.request.host):
-        logging.warning(f"loopback guard: refused {flow.request.method} {flow.request.host}")
-        flow.response = http.Response.make(403, b"not on loopback: refused by the test", {"Connection": "close"})
-
-
-http_connect = request = _refuse
-'''
-
-
-def loopback_guard(directory: Path) -> Path:
-    """LOOPBACK_GUARD written to `directory`, for mitmdump's -s."""
-    path = directory / "loopback_guard.py"
-    path.write_text(LOOPBACK_GUARD)
-    return path

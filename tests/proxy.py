@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
 MITMWEB = str(Path(sys.executable).parent / "mitmweb")
 MITMPROXY = str(Path(sys.executable).parent / "mitmproxy")
+LOOPBACK_GUARD = Path(__file__).resolve().parent / "loopback_guard.py"
 
 
 def free_port() -> int:
@@ -37,14 +38,19 @@ class Mitmdump:
         lazy: bool = True,
         prefix: tuple[str, ...] = (),
         program: str = MITMDUMP,
+        guard: bool = True,
     ) -> None:
         """With `rules`, mitmdump runs the addon on that rules file; with None, plain mitmdump.
         `prefix` goes before the command (the benchmark pins mitmdump to a CPU with taskset);
-        `program` is mitmdump, or mitmweb beside it."""
+        `program` is mitmdump, or mitmweb beside it. `guard` loads tests/loopback_guard.py after the
+        addon: every server connection that is not on loopback is refused before it is attempted
+        (the benchmark turns it off, for plain mitmdump and the addon alike)."""
         self.port = free_port()
         self.rules = rules
         self.confdir = confdir
         addon = ["-s", str(ROOT / "cors_addon.py"), "--set", f"cors_rules={rules}"] if rules else []
+        if guard:
+            addon += ["-s", str(LOOPBACK_GUARD)]
         command = [
             *prefix,
             program,

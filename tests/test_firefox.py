@@ -21,7 +21,6 @@ from .firefox import (
     Collector,
     Firefox,
     ProcessGroup,
-    loopback_guard,
     proxy_prefs,
     require_certutil,
     require_firefox,
@@ -131,7 +130,7 @@ def test_make_browser_firefox_reaches_a_self_signed_https_api_and_an_http_api_th
     with Upstream("127.0.0.1") as http_api, Upstream("127.0.0.1", tls=tls) as https_api, Collector({}) as collector:
         collector.pages["/page"] = LAUNCHER_PAGE % (http_api.port, https_api.port)
         rules = LAUNCHER_RULES.format(http=http_api.port, https=https_api.port, page=collector.port)
-        proxy = start_proxy(rules, "-s", str(loopback_guard(tmp_path)))
+        proxy = start_proxy(rules)
         output = tmp_path / "make-browser.out"
         with output.open("w") as out:
             launcher = subprocess.Popen(
@@ -185,7 +184,7 @@ def test_a_credentialed_preflighted_put_from_localhost_reads_its_answer_in_firef
     sees an OPTIONS), and the page reads the PUT's answer."""
     with Upstream("127.0.0.1") as api, Collector({}) as collector:
         collector.pages["/page"] = PUT_PAGE % api.port
-        proxy = start_proxy(PUT_RULES.format(api=api.port, page=collector.port), "-s", str(loopback_guard(tmp_path)))
+        proxy = start_proxy(PUT_RULES.format(api=api.port, page=collector.port))
         with Firefox(collector.url(), proxy_prefs(proxy.port, localhost=True)) as firefox:
             report = collector.report(REPORT_TIMEOUT, why_not(firefox.output, proxy))
     assert report["ok"] and report["status"] == 200, report
