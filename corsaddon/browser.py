@@ -5,6 +5,7 @@ settings are the proxy, loopback through the proxy too, and trust in mitmproxy's
 CA for this profile alone (Chrome family: the CA's SPKI hash on the command line;
 Firefox: the CA imported into the profile with NSS's certutil). The user's own
 profile, the system proxy and the system certificate store are never touched.
+Running it, showing why it failed and cleaning up after it: browserprocess.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import argparse
 import base64
 import hashlib
 import logging
+import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
+import textwrap
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from mitmproxy import command, ctx
 from mitmproxy.certs import CertStore
 
+from .browserprocess import BrowserProcess, StopSignals
 from .findbrowser import BrowserError, Found, find_browser
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ CA_BASENAME = "mitmproxy"  # mitmproxy's CONF_BASENAME: its CA is <confdir>/mitm
 CA_KEY_SIZE = 2048  # mitmproxy's default key_size, used when the CA is created here first
 
 CHROME_QUIET = ("--no-first-run", "--no-default-browser-check", "--disable-search-engine-choice-screen")
+NO_SANDBOX_NOTE = (
+    "running as root, so the browser gets --no-sandbox (Chrome-family browsers refuse to start as root "
+    "without it); acceptable for this throwaway development profile, not for everyday browsing"
+)
 FIREFOX_PREFS = {
     "network.proxy.type": 1,
     "network.proxy.share_proxy_settings": True,
@@ -73,7 +79,9 @@ def spki_hash(certificate: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-def chrome_command(found: Found, profile: str, host: str, port: int, spki: str, url: str) -> list[str]:
+def chrome_command(
+    found: Found, profile: str, host: str, port: int, spki: str, url: str, no_sandbox: bool = False
+) -> list[str]:
     return [
         *found.command,
         f"--user-data-dir={profile}",
@@ -81,8 +89,14 @@ def chrome_command(found: Found, profile: str, host: str, port: int, spki: str, 
         "--proxy-bypass-list=<-loopback>",  # Chromium's default bypasses loopback: the local APIs too
         f"--ignore-certificate-errors-spki-list={spki}",  # honoured only with --user-data-dir
         *CHROME_QUIET,
+        *(["--no-sandbox"] if no_sandbox else []),
         url,
     ]
+
+
+def running_as_root() -> bool:
+    """Root, where there is such a thing (containers, dev containers and WSL often run as root)."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def firefox_command(found: Found, profile: str, host: str, port: int, ca: Path, url: str) -> tuple[list[str], str]:
@@ -118,30 +132,40 @@ def _import_ca(profile: str, ca: Path) -> str:
 
 @dataclass
 class Launched:
-    process: subprocess.Popen
-    profile: tempfile.TemporaryDirectory
+    run: BrowserProcess
     command: list[str]
+    note: str  # "" or why a flag was added
     warning: str  # "" when all went as planned
+
+    def failure(self, status: int) -> str:
+        """The browser exited with `status` (not 0) by itself: that, and the last lines it printed."""
+        name = Path(self.command[0]).name
+        ended = f"was ended by signal {-status}" if status < 0 else f"exited with status {status}"
+        tail = self.run.tail()
+        if not tail:
+            return f"{name} {ended} without printing anything"
+        return f"{name} {ended}; its last lines of output:\n{textwrap.indent(tail, '  ')}"
 
 
 def launch(choice: str, host: str, port: int, confdir: str | Path, url: str) -> Launched:
     """Start the browser on a fresh profile, through the proxy at host:port. Raises BrowserError."""
     found = find_browser(choice)
     ca = ca_certificate(confdir)
-    profile = tempfile.TemporaryDirectory(prefix="cors-addon-browser-")
+    no_sandbox = not found.firefox and running_as_root()
+    run = BrowserProcess()
     try:
         if found.firefox:
-            cmd, warning = firefox_command(found, profile.name, host, port, ca, url)
+            cmd, warning = firefox_command(found, str(run.profile), host, port, ca, url)
         else:
-            cmd, warning = chrome_command(found, profile.name, host, port, spki_hash(ca), url), ""
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cmd, warning = chrome_command(found, str(run.profile), host, port, spki_hash(ca), url, no_sandbox), ""
+        run.start(cmd)
     except OSError as e:
-        profile.cleanup()
+        run.end(grace=0)
         raise BrowserError(f"cannot start {found.command[0]}: {e.strerror or e}") from None
     except BaseException:
-        profile.cleanup()
+        run.end(grace=0)
         raise
-    return Launched(process, profile, cmd, warning)
+    return Launched(run, cmd, NO_SANDBOX_NOTE if no_sandbox else "", warning)
 
 
 def proxy_listening(host: str, port: int) -> bool:
@@ -161,25 +185,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confdir", default="~/.mitmproxy")
     parser.add_argument("url", nargs="?", default="")
     args = parser.parse_args(argv)
-    if not proxy_listening(args.host, args.port):
-        print(
-            f"make browser: nothing listens on {args.host}:{args.port} yet: start the proxy with make run", flush=True
-        )
-    try:
-        launched = launch(args.browser, args.host, args.port, args.confdir, args.url or "about:blank")
-    except BrowserError as e:
-        print(f"make browser: {e}", file=sys.stderr)
-        return 1
-    print(f"make browser: started {shlex.join(launched.command)}", flush=True)
-    if launched.warning:
-        print(f"make browser: {launched.warning}", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` removes the profile
-    try:
-        return launched.process.wait()
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        _clean_up_after(launched, timeout=10, stop=True)
+    with StopSignals() as stop:  # from before the launch to after the cleanup
+        if not proxy_listening(args.host, args.port):
+            print(
+                f"make browser: nothing listens on {args.host}:{args.port} yet: start the proxy with make run",
+                flush=True,
+            )
+        try:
+            launched = launch(args.browser, args.host, args.port, args.confdir, args.url or "about:blank")
+        except BrowserError as e:
+            print(f"make browser: {e}", file=sys.stderr)
+            return 1
+        print(f"make browser: started {shlex.join(launched.command)}", flush=True)
+        if launched.note:
+            print(f"make browser: {launched.note}", flush=True)
+        if launched.warning:
+            print(f"make browser: {launched.warning}", file=sys.stderr)
+        try:
+            return _wait_for(launched, stop)
+        finally:
+            if problem := launched.run.end(grace=10):
+                print(f"make browser: {problem}", file=sys.stderr)
+
+
+def _wait_for(launched: Launched, stop: StopSignals) -> int:
+    """make browser's exit status: the browser's, after showing why it failed; 128 + the signal that came first."""
+    status = launched.run.wait(stop=lambda: stop.received)
+    if status is None:
+        return 128 + stop.received
+    if status != 0:
+        print(f"make browser: {launched.failure(status)}", file=sys.stderr)
+    return status if status >= 0 else 128 - status
 
 
 class BrowserCommand:
@@ -203,14 +239,16 @@ class BrowserCommand:
             logger.error(f"cors: cors.browser: {e}")
             return
         self.launched.append(launched)
-        threading.Thread(target=_clean_up_after, args=(launched,), daemon=True).start()
         logger.info(f"cors: started {shlex.join(launched.command)}")
+        if launched.note:
+            logger.info(f"cors: {launched.note}")
         if launched.warning:
             logger.warning(f"cors: {launched.warning}")
+        threading.Thread(target=_watch, args=(launched,), daemon=True).start()
 
     def done(self) -> None:
         for launched in self.launched:
-            _clean_up_after(launched, timeout=5, stop=True)
+            launched.run.end(grace=5)
         self.launched.clear()
 
 
@@ -231,16 +269,13 @@ def regular_proxy_address(modes, listen_host: str, listen_port: int | None) -> t
     )
 
 
-def _clean_up_after(launched: Launched, timeout: float | None = None, stop: bool = False) -> None:
-    """Wait for the browser to exit (asking it to, with `stop`), then remove its profile."""
-    if stop and launched.process.poll() is None:
-        launched.process.terminate()
-    try:
-        launched.process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        launched.process.kill()
-        launched.process.wait()
-    launched.profile.cleanup()
+def _watch(launched: Launched) -> None:
+    """cors.browser's thread: wait for the browser, say why it failed, clean up after it."""
+    status = launched.run.wait()
+    if status != 0 and not launched.run.stopped:
+        logger.error(f"cors: cors.browser: {launched.failure(status)}")
+    if problem := launched.run.end(grace=5):
+        logger.warning(f"cors: cors.browser: {problem}")
 
 
 if __name__ == "__main__":

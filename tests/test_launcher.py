@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,10 +80,13 @@ def test_make_browser_starts_the_first_chrome_family_browser_with_exactly_these_
         "--no-first-run",
         "--no-default-browser-check",
         "--disable-search-engine-choice-screen",
+        *(["--no-sandbox"] if os.geteuid() == 0 else []),  # as root (CI): Chromium refuses to start without it
         "http://localhost:5173/",
     ]
+    assert ("make browser: running as root, so the browser gets --no-sandbox" in done.stdout) == (os.geteuid() == 0)
     assert profile.startswith(("/tmp/", os.environ.get("TMPDIR", "/tmp")))
     assert not os.path.exists(profile), "the temporary profile is removed when the browser exits"
+    assert not os.path.exists(Path(profile).parent), "and the directory that held it and the browser's output"
     assert (confdir / "mitmproxy-ca.pem").exists()
     assert f"make browser: started {bin_dir}/chromium --user-data-dir=" in done.stdout
     assert "nothing listens on 127.0.0.1:18123 yet: start the proxy with make run" in done.stdout
@@ -168,7 +172,7 @@ def test_cors_browser_uses_the_running_proxys_address_and_confdir(tmp_path, monk
         tctx.options.update(listen_host="0.0.0.0", listen_port=18125, confdir=str(tmp_path / "conf"))
         with caplog.at_level(logging.INFO):
             launcher.browser("http://localhost:3000/")
-            launcher.launched[0].process.wait(10)
+            launcher.launched[0].run.process.wait(10)
             launcher.done()
     args = (bin_dir / "args").read_text().splitlines()
     assert "--proxy-server=http://127.0.0.1:18125" in args and args[-1] == "http://localhost:3000/"
@@ -194,6 +198,208 @@ def test_the_proxy_address_for_the_browser_comes_from_the_first_regular_mode():
     assert regular_proxy_address(["regular"], "", None) == ("127.0.0.1", 8080)
     assert regular_proxy_address(["reverse:http://x@9000", "regular@8081"], "127.0.0.1", 8080) == ("127.0.0.1", 8081)
     assert regular_proxy_address(["regular@127.0.0.2:8082"], "", None) == ("127.0.0.2", 8082)
+
+
+# -- what the browser printed when it fails; the cleanup after it ------------------------------------
+
+
+def script(directory: Path, name: str, body: str) -> Path:
+    """An executable shell script `name`; in `body`, $profile is the profile it was given (either family)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case "$a" in --user-data-dir=*) profile="${a#*=}";; esac; done\n'
+        '[ "$1" = -profile ] && profile="$2"\n'
+        f"echo $$ > '{directory}/pid'\n{body}\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def session_processes(sid: int) -> list[int]:
+    """The processes of session `sid` still running (a zombie writes nothing and cannot be ended)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state, _ppid, _pgrp, session = (entry / "stat").read_text().rpartition(")")[2].split()[:4]
+            except (OSError, ValueError):
+                continue  # gone meanwhile
+            if int(session) == sid and state != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+def wait_for_file(path: Path, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists() or not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path} never written"
+        time.sleep(0.05)
+    return path.read_text().strip()
+
+
+FAILS_AT_ONCE = """
+echo "chromium: starting"
+echo "[1:1:ERROR:zygote_host_impl_linux.cc(101)] Running as root without --no-sandbox is not supported." >&2
+exit 1
+"""
+
+
+def test_a_browser_that_fails_at_once_shows_its_last_lines_on_make_browsers_stderr(tmp_path):
+    bin_dir = tmp_path / "bin"
+    script(bin_dir, "chromium", FAILS_AT_ONCE)
+    done = make_browser(f"{bin_dir}:{os.environ['PATH']}", f"CONFDIR={tmp_path / 'conf'}")
+    assert done.returncode != 0
+    lead = "make browser: chromium exited with status 1; its last lines of output:\n"
+    assert lead + "  chromium: starting\n  [1:1:ERROR:zygote_host_impl_linux.cc(101)] Running as root" in done.stderr
+    assert "Error 1" in done.stderr  # make's own line comes after ours
+
+
+def test_a_browser_that_fails_at_once_is_logged_by_cors_browser_as_one_error(tmp_path, monkeypatch, caplog):
+    bin_dir = tmp_path / "bin"
+    script(bin_dir, "chromium", FAILS_AT_ONCE)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    launcher = BrowserCommand()
+    with taddons.context(launcher) as tctx:
+        tctx.options.update(confdir=str(tmp_path / "conf"))
+        with caplog.at_level(logging.INFO):
+            launcher.browser()
+            run = launcher.launched[0].run
+            errors = wait_for_errors(caplog)
+            launcher.done()
+    assert len(errors) == 1
+    assert errors[0].startswith("cors: cors.browser: chromium exited with status 1; its last lines of output:\n")
+    assert errors[0].endswith("\n  chromium: starting\n  [1:1:ERROR:zygote_host_impl_linux.cc(101)] Running as "
+                              "root without --no-sandbox is not supported.")  # fmt: skip
+    assert not run.directory.exists()
+
+
+def wait_for_errors(caplog, timeout: float = 30) -> list[str]:
+    """The error entries logged so far, once there is one (cors.browser's thread logs it)."""
+    deadline = time.monotonic() + timeout
+    while not (errors := [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]):
+        assert time.monotonic() < deadline, f"no error logged:\n{caplog.text}"
+        time.sleep(0.05)
+    return errors
+
+
+def test_only_the_last_twenty_lines_of_a_long_failing_output_are_shown(tmp_path):
+    bin_dir = tmp_path / "bin"
+    script(bin_dir, "chromium", "head -c 1000000 /dev/zero | tr '\\0' x; i=0\n"
+           'while [ $i -lt 5000 ]; do i=$((i+1)); echo "line $i"; done; exit 3')  # fmt: skip
+    done = make_browser(f"{bin_dir}:{os.environ['PATH']}", f"CONFDIR={tmp_path / 'conf'}")
+    assert done.returncode != 0
+    shown = done.stderr.partition("its last lines of output:\n")[2].splitlines()
+    assert [line for line in shown if line.startswith("  ")] == [f"  line {i}" for i in range(4981, 5001)]
+    assert len(done.stderr) < 5000
+
+
+def test_a_browser_that_exits_normally_leaves_make_browser_quiet(tmp_path):
+    bin_dir = tmp_path / "bin"
+    script(bin_dir, "chromium", "echo chatter on stdout; echo chatter on stderr >&2; exit 0")
+    done = make_browser(f"{bin_dir}:{os.environ['PATH']}", f"CONFDIR={tmp_path / 'conf'}")
+    assert done.returncode == 0, done.stderr
+    assert "chatter" not in done.stdout + done.stderr
+    assert "exited" not in done.stderr
+
+
+def test_as_a_regular_user_chromium_gets_no_no_sandbox_flag(tmp_path):
+    if os.geteuid() != 0:  # the flags test above already ran as this user
+        pytest.skip("runs as root only: then it runs the launcher as nobody")
+    shared = Path(tempfile.mkdtemp(prefix="cors-addon-test-"))  # pytest's tmp_path is closed to nobody
+    try:
+        shared.chmod(0o777)
+        bin_dir = shared / "bin"
+        stand_in(bin_dir, "chromium")
+        bin_dir.chmod(0o777)
+        # The interpreter may live where nobody cannot read (pyenv under /root): the launcher is imported
+        # as root, then runs with nobody's effective user id, which is what it looks at.
+        as_nobody = (
+            "import os, sys, encodings.idna, corsaddon.browser as b\n"
+            "os.setegid(65534); os.seteuid(65534); sys.exit(b.main())"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", as_nobody, "--browser", str(bin_dir / "chromium"), "--confdir", str(shared / "c")],
+            cwd=ROOT, env={**os.environ, "TMPDIR": str(shared)}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        args = (bin_dir / "args").read_text().splitlines()
+        assert args[0].startswith(f"--user-data-dir={shared}/cors-addon-browser-")
+        assert "--no-sandbox" not in args and "--no-sandbox" not in done.stdout
+        assert "make browser: started" in done.stdout
+    finally:
+        shutil.rmtree(shared)
+
+
+def test_processes_the_browser_leaves_behind_are_ended_before_its_profile_is_removed(tmp_path):
+    """As Firefox's content processes can outlive the main process, still writing into the profile."""
+    bin_dir = tmp_path / "bin"
+    script(bin_dir, "chromium", f"""
+echo "$profile" > '{bin_dir}/profile'
+# touch, not `: >`: a failed redirection would end the shell once the profile is gone
+(i=0; while :; do i=$((i+1)); touch "$profile/w-$i" 2>/dev/null; echo $i > '{bin_dir}/written'; sleep 0.01; done) &
+echo $! > '{bin_dir}/writer'
+while [ ! -s '{bin_dir}/written' ]; do sleep 0.01; done
+exit 0""")  # fmt: skip
+    done = make_browser(f"{bin_dir}:{os.environ['PATH']}", f"CONFDIR={tmp_path / 'conf'}")
+    assert done.returncode == 0, done.stderr
+    writer = int((bin_dir / "writer").read_text())
+    assert not running(writer), "the writer the browser left behind is ended"
+    assert not Path((bin_dir / "profile").read_text().strip()).parent.exists()
+
+
+def test_make_browser_interrupted_kills_a_browser_that_ignores_sigterm_then_removes_its_profile(tmp_path):
+    bin_dir = tmp_path / "bin"
+    script(bin_dir, "chromium", f"""
+trap '' TERM HUP INT
+echo "$profile" > '{bin_dir}/profile'
+i=0; while :; do i=$((i+1)); touch "$profile/written-$i" 2>/dev/null; sleep 0.01; done""")  # fmt: skip
+    launcher = subprocess.Popen(
+        [MAKE, "--no-print-directory", "browser", f"VENV={VENV}", f"CONFDIR={tmp_path / 'conf'}"],
+        cwd=ROOT, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        profile = Path(wait_for_file(bin_dir / "profile"))
+        sid = int(wait_for_file(bin_dir / "pid"))
+        assert session_processes(sid), "the browser runs in a session of its own"
+        os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C: the terminal signals make's process group
+        _, stderr = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    assert launcher.returncode != 0
+    assert session_processes(sid) == [], "the browser that ignored SIGTERM was killed, with all its processes"
+    assert not profile.parent.exists(), "then its profile was removed"
+    assert "exited" not in stderr and "could not remove" not in stderr, stderr
+
+
+def test_cors_browser_ends_a_running_browser_when_mitmproxy_shuts_down_without_an_error(tmp_path, monkeypatch, caplog):
+    bin_dir = tmp_path / "bin"
+    script(bin_dir, "chromium", f"echo \"$profile\" > '{bin_dir}/profile'; sleep 600 & wait")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    launcher = BrowserCommand()
+    with taddons.context(launcher) as tctx:
+        tctx.options.update(confdir=str(tmp_path / "conf"))
+        with caplog.at_level(logging.INFO):
+            launcher.browser()
+            profile = Path(wait_for_file(bin_dir / "profile"))
+            sid = int(wait_for_file(bin_dir / "pid"))
+            assert session_processes(sid), "the browser runs in a session of its own"
+            launcher.done()
+    assert session_processes(sid) == []
+    assert not profile.parent.exists()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 # -- real Chromium, started by make browser ----------------------------------------------------------
