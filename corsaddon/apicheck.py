@@ -59,7 +59,7 @@ class ApiCheck:
             return None  # not a cross-origin request from a page: CORS does not apply
         answered = decision.kind is Kind.ANSWER_PREFLIGHT
         if not answered and answered_in_mitmproxy(flow):
-            self.report.shape(self.call(flow, decision))  # the page did make the call
+            self.report.shape(self.call(flow, decision, from_api=False))  # the page did make the call
             return Judged([], f"API check: {NOT_FROM_API}")
         seen = () if answered else cors_fields(response.headers.fields)
         data = flow.request.data
@@ -83,8 +83,9 @@ class ApiCheck:
                 verdict.count += 1
         return judged
 
-    def call(self, flow: http.HTTPFlow, decision: Decision) -> Call:
-        """The call as the report counts it: what the page asked of the API."""
+    def call(self, flow: http.HTTPFlow, decision: Decision, from_api: bool = True) -> Call:
+        """The call as the report counts it: what the page asked of the API. `from_api`: the answer is the
+        API's own (else its header names say nothing of what the API sends)."""
         request, cors, rule = flow.request, decision.request, decision.rule
         preflight = request.method == "OPTIONS" and cors.method is not None
         requested = header_list(cors.headers) if preflight and cors.headers else None
@@ -98,7 +99,7 @@ class ApiCheck:
         )
         expose = rule.expose_headers
         if expose is None:  # "*": the names this API actually sends
-            names = (n.decode("latin-1") for n, _ in flow.response.headers.fields)
+            names = (n.decode("latin-1") for n, _ in flow.response.headers.fields) if from_api else ()
             expose = exposable(names)
         return Call(
             api=api_origin(request),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mitmproxy import http
+from mitmproxy.proxy.mode_specs import ReverseMode
 
 from .flownotes import FlowNotes
 from .policy import Decision
@@ -52,10 +53,16 @@ class SessionCookies:
 
     def note_secure_only(self, flow: http.HTTPFlow, decision: Decision, name: str) -> None:
         host, cookie = clip(flow.request.pretty_host), quote(name)
+        client = flow.client_conn
+        if isinstance(client.proxy_mode, ReverseMode) and client.sockname:
+            where = f"in reverse mode open https://localhost:{client.sockname[1]}"
+        else:
+            where = f"call https://{host}"
         self.notices.note(
             ("secure-only cookie", decision.rule.name, cookie),
             f"cors: rule {decision.rule.label}: the cookie {cookie} from {host} keeps Secure: a cookie named "
             "__Secure-… or __Host-… cannot live without it, and browsers refuse Secure cookies over plain "
-            "HTTP (Safari even on localhost); call the proxy over HTTPS: in reverse mode open "
-            "https://localhost:PORT, where mitmproxy answers TLS with its own CA (which make browser trusts)",
+            f"HTTP (Safari even on localhost); call the proxy over HTTPS: {where}, where mitmproxy answers TLS "
+            "with its own CA (which make browser trusts), from a page served over HTTPS too (http:// and "
+            "https:// are different sites)",
         )

@@ -104,9 +104,6 @@ def is_browser_origin(value: str) -> bool:
     return int(port) <= 65535 and DEFAULT_PORTS.get(m.group(1)) != int(port)
 
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
 def origin_of(scheme: str, host: str, port: int) -> str:
     """scheme://host[:port], the port only when it is not the scheme's default, an IPv6 host in brackets."""
     host = f"[{host}]" if ":" in host else host

@@ -233,3 +233,9 @@ def test_a_server_replay_answer_gets_no_verdict(cors):
 )  # fmt: skip
 def test_api_origins_omit_the_scheme_s_default_port(url, origin):
     assert api_origin(make_flow("GET", url).request) == origin
+
+
+def test_an_answer_set_in_mitmproxy_adds_no_exposed_header_names(cors):
+    a = cors('action = "observe"\nexpose_headers = "*"\n')
+    run_hooks(a, make_flow("GET", API, [("Origin", LOCAL)]), http.Response.make(200, b"{}", {"X-Mock": "1"}))
+    assert a.api_check.report.as_dict()["apis"]["http://api.example.com"]["policy"]["expose_headers"] == []

@@ -119,7 +119,14 @@ def test_a_secure_only_cookie_over_plain_http_keeps_secure_and_one_notice_names_
     assert cookies[0] == value
     notice = "cors: rule 'api': the cookie '__Host-sid' from api.example.com keeps Secure"
     assert caplog.text.count(notice) == 1
-    assert "call the proxy over HTTPS: in reverse mode open https://localhost:PORT" in caplog.text
+    assert "call the proxy over HTTPS: call https://api.example.com, where mitmproxy answers TLS" in caplog.text
+
+
+def test_in_reverse_mode_the_secure_only_notice_names_the_proxy_s_https_address(caplog):
+    caplog.set_level(logging.INFO)
+    value = "__Secure-sid=1; Path=/; Secure"
+    through_addon("same-site", "https://api.example.com/login", value, "http://localhost:8081")
+    assert "call the proxy over HTTPS: in reverse mode open https://localhost:8081, where" in caplog.text
 
 
 def test_a_secure_only_cookie_over_https_needs_no_notice(caplog):

@@ -178,3 +178,9 @@ def test_hosts_from_flows_are_normalised_like_patterns():
     assert normalize_host("API.Example.com.") == "api.example.com"
     assert normalize_host("[::1]") == "::1"
     assert normalize_host("bücher.example") == "xn--bcher-kva.example"
+
+
+def test_a_default_port_written_out_is_not_a_browser_origin_for_any_scheme():
+    for origin in ("http://a.example:80", "https://a.example:443", "ws://a.example:80", "wss://a.example:443"):
+        assert not is_browser_origin(origin)
+    assert is_browser_origin("wss://a.example:8443")
