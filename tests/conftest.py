@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from .browser import require_chromium
 from .proxy import Mitmdump
 
 
@@ -23,3 +24,13 @@ def start_proxy(tmp_path):
     yield start
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright for Debian's Chromium (skipped locally without it, required in CI)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from .browser import Browser, require_chromium
+from .browser import Browser
 from .certs import make_server_cert, spki_hash
 from .proxy import Mitmdump
 from .upstream import Upstream
@@ -53,15 +53,6 @@ hosts = ["127.0.0.2", "127.0.0.1:{cookie_port}"]
 allow_credentials = true
 expose_headers = ["X-Request-Id"]
 """
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

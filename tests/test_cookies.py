@@ -19,7 +19,7 @@ from corsaddon.setcookie import needs_secure, rewrite
 from .browser import Browser, require_chromium
 from .flows import LOCAL, make_flow, run_hooks, upstream_response
 from .proxy import Mitmdump
-from .upstream import Upstream
+from .upstream import LOGIN_RULES, Upstream
 
 SESSION = b"sid=s3cret; Domain=api.example.com; Path=/; Secure; HttpOnly; SameSite=Lax"
 
@@ -144,14 +144,6 @@ def test_keep_leaves_set_cookie_untouched():
 
 # -- the recipe in the README, in Chromium ---------------------------------------------------------
 
-LOGIN_RULES = """
-[[rules]]
-name = "api"
-hosts = ["127.0.0.1:{api}"]
-allow_origins = ["http://localhost:{page}"]
-allow_credentials = true
-cookies = "{mode}"
-"""
 
 LOGIN = """async (base) => {
   const login = await fetch(base + "/session/login", {method: "POST", credentials: "include"});

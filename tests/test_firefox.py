@@ -26,7 +26,7 @@ from .firefox import (
     require_firefox,
 )
 from .proxy import ROOT, Mitmdump
-from .upstream import Upstream
+from .upstream import LOGIN_RULES, Upstream
 
 pytestmark = pytest.mark.browser
 
@@ -55,14 +55,6 @@ def why_not(firefox_output, *proxies: Mitmdump, collector: Collector | None = No
 
 # -- 1. the README's login recipe: reverse mode on localhost, cookies = "same-site" ------------------
 
-LOGIN_RULES = """
-[[rules]]
-name = "api"
-hosts = ["127.0.0.1:{api}"]
-allow_origins = ["http://localhost:{page}"]
-allow_credentials = true
-cookies = "{mode}"
-"""
 
 LOGIN = """
   const base = "http://localhost:%d";

@@ -24,7 +24,7 @@ import pytest
 from corsaddon.browser import chrome_command
 from corsaddon.findbrowser import Found
 
-from .browser import CHROMIUM, Browser, require_chromium
+from .browser import CHROMIUM, Browser
 from .certs import spki_hash
 from .proxy import Mitmdump
 from .upstream import Upstream
@@ -73,15 +73,6 @@ def launcher_flags(proxy: Mitmdump) -> tuple[str, ...]:
     flags = command[len(found.command) :]
     assert "--user-data-dir=PROFILE" in flags and flags[-1] == "about:blank", command
     return tuple(f for f in flags[:-1] if f != "--user-data-dir=PROFILE")
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

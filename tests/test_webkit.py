@@ -10,19 +10,11 @@ import json
 import pytest
 
 from .proxy import Mitmdump, fetch
-from .upstream import Upstream
+from .upstream import LOGIN_RULES, Upstream
 from .webkit import WebKit, require_webkit
 
 pytestmark = pytest.mark.browser
 
-LOGIN_RULES = """
-[[rules]]
-name = "api"
-hosts = ["127.0.0.1:{api}"]
-allow_origins = ["http://localhost:{page}"]
-allow_credentials = true
-cookies = "{mode}"
-"""
 
 LOGIN = """async (base, login) => {
   const answer = await fetch(base + login, {method: "POST", credentials: "include", cache: "no-store"});

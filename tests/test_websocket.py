@@ -16,7 +16,7 @@ from mitmproxy.test import taddons
 
 from corsaddon.addon import CorsAddon
 
-from .browser import Browser, require_chromium
+from .browser import Browser
 from .flows import LOCAL, make_flow, run_hooks
 from .flows import upstream_response as upstream
 from .proxy import free_port
@@ -257,15 +257,6 @@ class EchoServers:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(15)
             self.loop.close()
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

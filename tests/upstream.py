@@ -24,6 +24,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+# The README's login recipe: reverse mode in front of this API, for a page on localhost (the browser tests).
+LOGIN_RULES = """
+[[rules]]
+name = "api"
+hosts = ["127.0.0.1:{api}"]
+allow_origins = ["http://localhost:{page}"]
+allow_credentials = true
+cookies = "{mode}"
+"""
+
 
 class Recorder:
     def __init__(self) -> None:
