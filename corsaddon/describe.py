@@ -53,7 +53,7 @@ def outcome(decision: Decision, replaced: Sequence[str] = (), sent: Sequence[byt
     elif kind is Kind.OBSERVE:
         text = "observed, unchanged"
     else:
-        text = f"origin refused: {origin} is not in allow_origins ({clip(', '.join(rule.allow_origins), 80)})"
+        text = f"origin refused: {not_allowed(origin, rule)}"
     if replaced:
         names = clip(", ".join(short_name(n) for n in dict.fromkeys(replaced)), 120)
         text += f"; the API's {names} {'removed' if kind is Kind.STRIP else 'replaced'}"
@@ -84,8 +84,7 @@ def handshake_outcome(decision: Decision, status: int) -> str:
             )
         return f"WebSocket handshake from {origin}: {sent}; {answered}"
     if kind is Kind.DISALLOWED:
-        allowed = clip(", ".join(rule.allow_origins), 80)
-        return f"WebSocket handshake passed untouched: {origin} is not in allow_origins ({allowed}); {answered}"
+        return f"WebSocket handshake passed untouched: {not_allowed(origin, rule)}; {answered}"
     if kind is Kind.OBSERVE:
         return f"WebSocket handshake observed, unchanged; {answered}"
     if kind is Kind.STRIP:
@@ -123,6 +122,10 @@ def own_origin(scheme: str, host: str, port: int) -> str | None:
     WebSocket server that checks Origin is likeliest to accept."""
     origin = origin_of("https" if scheme == "https" else "http", host, port)
     return origin if is_browser_origin(origin) else None
+
+
+def not_allowed(origin: str, rule: Rule) -> str:
+    return f"{origin} is not in allow_origins ({clip(', '.join(rule.allow_origins), 80)})"
 
 
 def shown_origin(origin: str) -> str:
