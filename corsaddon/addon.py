@@ -21,7 +21,8 @@ from .apicheck import ApiCheck
 from .browser import BrowserCommand
 from .cookies import SessionCookies
 from .describe import state_line, status_lines
-from .flownotes import FlowNotes
+from .discovery import Discovery
+from .flownotes import FlowNotes, Notices
 from .headerfields import Fields
 from .parsing import RulesError
 from .patterns import MAX_HOST, parse_port
@@ -35,8 +36,6 @@ from .upstreams import UpstreamHealth
 from .upstreamtls import UpstreamTlsVerify
 
 logger = logging.getLogger(__name__)
-
-NOTE_LIMIT = 1000  # distinct notable events logged at info per rule set
 
 
 class CorsAddon:
@@ -55,10 +54,12 @@ class CorsAddon:
         )
         self.api_check = ApiCheck()
         self.notes = FlowNotes()
+        self.discovery = Discovery(self.api_check.report, self.notes, rules, lambda: self.rules_file.path)
         self.addons = [
             self.health,
             self.api_check,
             self.notes,
+            self.discovery,
             SessionCookies(self.decisions.get, self.notes, self.notices),
             UpstreamTlsVerify(rules),
             BrowserCommand(),
@@ -178,6 +179,8 @@ class CorsAddon:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         decision = self.decisions.get(flow)
         if decision is None:
+            if self.discovery.on and self.enabled:  # no rule matched: does the page fail on this API?
+                self.discovery.consider(flow)
             return
         if decision.request.websocket and handshake_answered(flow, decision, self.notices, self.notes):
             return
@@ -187,26 +190,6 @@ class CorsAddon:
             self.notes.decided(flow, decision, replaced, sent)
         else:
             self.notes.decided(flow, decision, replaced, sent, judged.comment, judged.fails)
-
-
-class Notices:
-    """Notable decisions, logged at info the first time and at debug after that
-    (at most NOTE_LIMIT distinct ones are remembered per rule set)."""
-
-    def __init__(self) -> None:
-        self.seen: set[tuple[str, ...]] = set()
-
-    def note(self, key: tuple[str, ...], message: str, level: int = logging.INFO) -> None:
-        """`key` and `message` hold only short prefixes of request values (see `quote`)."""
-        if key in self.seen:
-            logger.debug(message)
-            return
-        if len(self.seen) < NOTE_LIMIT:
-            self.seen.add(key)
-        logger.log(level, message)
-
-    def forget(self) -> None:
-        self.seen.clear()
 
 
 def log_startup_hints() -> None:

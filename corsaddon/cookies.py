@@ -4,19 +4,15 @@ the session cookie (see `setcookie` for what changes)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from .flownotes import FlowNotes
+from .flownotes import FlowNotes, Notices
 from .policy import Decision
 from .quote import clip, quote
 from .schema import Cookies
 from .setcookie import cookie_name, needs_secure, rewrite
-
-if TYPE_CHECKING:
-    from .addon import Notices
 
 
 class SessionCookies:

@@ -24,6 +24,7 @@ from .rules import Rule
 logger = logging.getLogger(__name__)
 
 MEMO_ORIGIN = 300  # a longer Origin (never a browser's) is described afresh, not remembered
+NOTE_LIMIT = 1000  # distinct notable events logged at info per rule set
 OWN = "cors-addon"  # flow.metadata key: {"comment": what the addon wrote, "marker": the marker it set}
 
 
@@ -107,6 +108,26 @@ class FlowNotes:
         own = flow.metadata.setdefault(OWN, {"comment": "", "marker": ""})
         flow.comment = f"{flow.comment}\n{line}" if flow.comment else line
         own["comment"] = f"{own['comment']}\n{line}" if own["comment"] else line
+
+
+class Notices:
+    """Notable decisions, logged at info the first time and at debug after that
+    (at most NOTE_LIMIT distinct ones are remembered per rule set)."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, ...]] = set()
+
+    def note(self, key: tuple[str, ...], message: str, level: int = logging.INFO) -> None:
+        """`key` and `message` hold only short prefixes of request values (see `quote`)."""
+        if key in self.seen:
+            logger.debug(message)
+            return
+        if len(self.seen) < NOTE_LIMIT:
+            self.seen.add(key)
+        logger.log(level, message)
+
+    def forget(self) -> None:
+        self.seen.clear()
 
 
 def host_port(request: http.Request) -> str:

@@ -101,7 +101,7 @@ def parse(text: str, compile_filter: FilterCompiler, source: str = "rules.toml")
         rules.append(rule)
         if rule.enabled:
             warnings.extend(_warnings(rule, label))
-    return RuleSet(rules, enabled=enabled, warnings=warnings)
+    return RuleSet(rules, enabled=enabled, warnings=warnings, page_origins=defaults["allow_origins"])
 
 
 def _compile_keys(raw: dict[str, Any]) -> dict[str, Any]:

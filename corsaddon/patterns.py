@@ -160,6 +160,22 @@ class HostPattern:
             raise PatternError(f"{quote(raw)} is not a host name, IP address or [IPv6] address")
         return cls(kind, name, port)
 
+    def names(self, host: str, port: int | None) -> bool:
+        """Whether this pattern, other than `*`, names `host` (normalised) on `port` (None: on some port)."""
+        if self.port is not None and port is not None and self.port != port:
+            return False
+        if self.kind is HostKind.EXACT:
+            return host == self.name
+        return self.kind is HostKind.SUFFIX and host.endswith("." + self.name)
+
+    def __str__(self) -> str:
+        """As written in `hosts`: `name`, `*.name`, `name:port`, `[::1]:port`."""
+        if self.kind is HostKind.ANY:
+            return "*"
+        name = f"[{self.name}]" if ":" in self.name else self.name
+        name = f"*.{name}" if self.kind is HostKind.SUFFIX else name
+        return name if self.port is None else f"{name}:{self.port}"
+
 
 def _split_host_port(raw: str) -> tuple[str, int | None]:
     if raw.startswith("["):

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 from .backendconfig import FRAMEWORKS, Policy
 from .quote import clip
-from .verdict import SAFELISTED_METHODS, CorsAsk, Finding
+from .verdict import SAFELISTED_METHODS, CorsAsk, Finding, Reason
 
 MAX_APIS = 100
 MAX_ITEMS = 50
 NOT_CHECKED = 'not checked (answered by the proxy; an observe rule or preflight = "forward" checks it)'
 NOT_FROM_API = "not checked (answered by mitmproxy, not the API)"  # map_local, server replay, another addon
+UNNAMED_HEADING = "## Hosts no rule names"
 
 
 @dataclass
@@ -58,6 +59,15 @@ class ApiRecord:
         )
 
 
+@dataclass
+class UnnamedHost:
+    """A host no rule names whose answers failed CORS for one of the user's pages (discovery)."""
+
+    verdicts: dict[Reason, Verdict] = field(default_factory=dict)
+    origins: set[str] = field(default_factory=set)
+    credentials: bool = False  # some call carried cookies: its rule needs allow_credentials = true
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One cross-origin call the proxy saw, as the report needs it."""
@@ -75,9 +85,31 @@ class Report:
     def __init__(self) -> None:
         self.apis: dict[str, ApiRecord] = {}
         self.dropped_apis = False
+        self.unnamed: dict[str, UnnamedHost] = {}  # host[:port] as `hosts` writes it
+        self.dropped_unnamed = False
 
     def __bool__(self) -> bool:
-        return bool(self.apis)
+        return bool(self.apis or self.unnamed)
+
+    def record_unnamed(self, host: str, ask: CorsAsk, findings: list[Finding], example: str) -> list[Reason]:
+        """Count a failing call to a host no rule names; the reasons not seen for it before."""
+        record = self.unnamed.get(host)
+        if record is None:
+            if len(self.unnamed) >= MAX_APIS:
+                self.dropped_unnamed = True
+                return []
+            record = self.unnamed[host] = UnnamedHost()
+        if ask.origin not in record.origins and len(record.origins) < MAX_ITEMS:
+            record.origins.add(ask.origin)
+        record.credentials = record.credentials or ask.credentials
+        new = []
+        for finding in findings:
+            verdict = record.verdicts.get(finding.reason)
+            if verdict is None:
+                verdict = record.verdicts[finding.reason] = Verdict(0, clip(f"{example}: {finding}", 300))
+                new.append(finding.reason)
+            verdict.count += 1
+        return new
 
     def record(self, call: Call, findings: list[Finding] | None) -> list[Verdict]:
         """Count the call's verdicts and add what it asked for to its API's policy. `findings`
@@ -144,16 +176,29 @@ class Report:
             }
             if record.capped:
                 apis[api]["capped"] = sorted(record.capped)
-        return {"apis": apis}
+        unnamed = {
+            host: {
+                "verdicts": [
+                    {"reason": reason.value, "count": v.count, "example": v.example}
+                    for reason, v in record.verdicts.items()
+                ],
+                "origins": sorted(record.origins),
+                "credentials": record.credentials,
+                "fix": f"cors.allow {host}",
+            }
+            for host, record in sorted(self.unnamed.items())
+        }
+        return {"apis": apis, "unnamed_hosts": unnamed}
 
     def as_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2)
 
     def as_markdown(self) -> str:
-        if not self.apis:
+        if not self:
             return "# CORS report\n\nNo cross-origin call to an API a rule names was seen yet.\n"
         lines = ["# CORS report", ""]
-        for api, entry in self.as_dict()["apis"].items():
+        report = self.as_dict()
+        for api, entry in report["apis"].items():
             lines += [f"## {api}", ""]
             if entry["verdicts"]:
                 lines += ["| verdict | calls | example |", "|---|---|---|"]
@@ -172,6 +217,15 @@ class Report:
             lines.append("")
         if self.dropped_apis:
             lines.append(f"(calls to more than {MAX_APIS} APIs were seen; the others are left out)")
+        if report["unnamed_hosts"]:
+            lines += [UNNAMED_HEADING, "", "Calls from your pages that fail CORS, to hosts no rule names:", ""]
+            lines += ["| host | verdict | calls | example | fix |", "|---|---|---|---|---|"]
+            for host, entry in report["unnamed_hosts"].items():
+                for v in entry["verdicts"]:
+                    lines.append(f"| {host} | {v['reason']} | {v['count']} | {_cell(v['example'])} | {entry['fix']} |")
+            lines.append("")
+        if self.dropped_unnamed:
+            lines.append(f"(more than {MAX_APIS} such hosts were seen; the others are left out)")
         return "\n".join(lines) + "\n"
 
     def summary(self) -> list[str]:
@@ -180,6 +234,9 @@ class Report:
         for api, record in sorted(self.apis.items()):
             verdicts = "; ".join(f"{reason}: {v.count}" for reason, v in record.verdicts.items())
             out.append(f"{api}: {verdicts or NOT_FROM_API}")
+        for host, unnamed in sorted(self.unnamed.items()):
+            verdicts = "; ".join(f"{reason.value}: {v.count}" for reason, v in unnamed.verdicts.items())
+            out.append(f"{host} (no rule names it: cors.allow {host}): {verdicts}")
         return out
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from .memo import BoundedMemo
 from .patterns import MAX_HOST, Glob, HostKind, HostPattern, OriginPattern, is_browser_origin, normalize_host
 from .quote import quote
-from .schema import POLICY_KEYS, Action, Cookies, Preflight, UpstreamOrigin
+from .schema import LOCAL_ORIGINS, POLICY_KEYS, Action, Cookies, Preflight, UpstreamOrigin
 
 Predicate = Callable[[Any], bool]
 
@@ -123,6 +123,25 @@ def _origin_matchers(allow_origins: tuple[str, ...]) -> tuple[frozenset[str], tu
     return frozenset(p.pattern for p in patterns if p.is_exact), tuple(p for p in patterns if not p.is_exact)
 
 
+class OriginList:
+    """An `allow_origins` list, to ask whether it admits a page's origin (`[defaults]`' list tells
+    discovery which pages are the user's own)."""
+
+    __slots__ = ("any", "null", "exact", "globs")
+
+    def __init__(self, origins: Sequence[str]) -> None:
+        self.any = "*" in origins
+        self.null = "null" in origins
+        self.exact, self.globs = _origin_matchers(tuple(origins))
+
+    def admits(self, origin: str) -> bool:
+        if origin == "null":
+            return self.null
+        if not is_browser_origin(origin):
+            return False
+        return self.any or origin in self.exact or any(glob.match(origin) for glob in self.globs)
+
+
 HostKey = tuple[str, int]
 
 
@@ -133,10 +152,18 @@ class RuleSet:
     names, then each parent domain for `*.` patterns; it never scans all rules.
     """
 
-    def __init__(self, rules: Sequence[Rule] = (), *, enabled: bool = True, warnings: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule] = (),
+        *,
+        enabled: bool = True,
+        warnings: Sequence[str] = (),
+        page_origins: Sequence[str] = LOCAL_ORIGINS,
+    ) -> None:
         self.rules = tuple(rules)
         self.enabled = enabled
         self.warnings = tuple(warnings)
+        self.page_origins = OriginList(page_origins)  # [defaults] allow_origins: the user's own pages
         self.active = tuple(r for r in self.rules if r.enabled) if enabled else ()
         self.hits = [0] * len(self.rules)
         self._exact: dict[str, list[Rule]] = {}
@@ -201,6 +228,13 @@ class RuleSet:
     def covers(self, host: str, port: int) -> bool:
         """Whether some enabled rule names this host (paths and filters aside)."""
         return bool(self.active) and bool(self.candidates(((host, port),)))
+
+    def naming(self, host: str, port: int | None) -> tuple[Rule, ...]:
+        """Every rule, enabled or not, in file order, with a host pattern other than `*` that names
+        `host` on `port` (None: on some port). A scan of every rule: for commands and first-time
+        notices, never per flow."""
+        host = normalize_host(host)
+        return tuple(r for r in self.rules if any(p.names(host, port) for p in r.hosts))
 
     def skips_tls_verify(self, names: tuple[HostKey, ...]) -> bool:
         """Whether a rule naming one of these hosts has upstream_tls_verify = false. TLS is per

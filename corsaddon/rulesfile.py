@@ -8,14 +8,17 @@ logs it as one `cors:` line. The rules in force stay until a good file is read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import flowfilter, http
 
-from .parsing import RulesError, parse_file
+from .parsing import MAX_FILE_BYTES, RulesError, parse_file
 from .quote import clip
 from .rules import RuleSet
 
@@ -63,7 +66,7 @@ def file_signature(path: str) -> Signature | None:
         st = os.stat(path)  # follows a symlink: saves to its target count
     except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _signature(st)
 
 
 def read_rules(path: str) -> RuleSet | None:
@@ -82,6 +85,71 @@ def read_rules(path: str) -> RuleSet | None:
         raise RulesError(f"{path}: the file nests arrays or tables too deeply to be read") from None
     except Exception as e:  # MemoryError, and whatever else reading hostile input may raise
         raise RulesError(f"{path}: cannot read the rules file: {type(e).__name__}: {clip(str(e))}") from None
+
+
+def rewrite_rules_file(path: str, rewrite: Callable[[str], str]) -> str:
+    """Replace the rules file at `path` (through a symlink, at its target) with `rewrite(its text)`,
+    atomically: a temporary file in the same folder, with the file's permissions, renamed over it.
+    A missing file is created. RulesError (the file unchanged) when it cannot be read or written, or
+    changed meanwhile; whatever `rewrite` raises passes through. Returns the path written."""
+    target = os.path.realpath(path)
+    try:
+        with open(target, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        before = os.stat(target)
+    except FileNotFoundError:
+        data, before = b"", None
+    except OSError as e:
+        raise RulesError(f"cannot read {path}: {e.strerror or e}") from None
+    if before is not None and not stat.S_ISREG(before.st_mode):
+        raise RulesError(f"{path} is not a regular file")
+    if before is not None and (not before.st_mode & 0o222 or not os.access(target, os.W_OK)):
+        raise RulesError(f"{path} is read-only: make it writable (chmod u+w), or edit it by hand")
+    if len(data) > MAX_FILE_BYTES:
+        raise RulesError(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RulesError(f"{path} is not UTF-8 text") from None
+    new = rewrite(text).encode("utf-8")
+    folder = os.path.dirname(target)
+    try:
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    except OSError as e:
+        raise RulesError(f"cannot write {path}: its folder {folder} is not writable ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(new)
+            f.flush()
+            if before is not None:
+                os.fchmod(f.fileno(), stat.S_IMODE(before.st_mode))
+                with contextlib.suppress(OSError):  # only root may give a file away
+                    os.fchown(f.fileno(), before.st_uid, before.st_gid)
+            else:
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
+            os.fsync(f.fileno())
+        if file_signature(target) != (None if before is None else _signature(before)):
+            raise RulesError(f"{path} changed while the rule was being added; run the command again")
+        os.replace(temporary, target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise RulesError(f"cannot write {path}: {e.strerror or e}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return target
+
+
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class RulesFile:

@@ -1,0 +1,164 @@
+"""Discovery: the APIs the user's pages fail on that no rule names, and `cors.allow`, which adds the rule.
+
+Observe only: the API's answer to a request no rule matched is checked as the browser would
+(`verdict.check`, as for matched flows) when the request comes from one of the user's pages (an
+`Origin` that `[defaults] allow_origins` admits) and is cross-origin. A failure gets a marker and a
+comment on the flow, one `cors:` line per host and reason, and a place in the report. Nothing in the
+traffic changes. The main addon calls `consider` for each answer no rule decided.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from mitmproxy import command, ctx, exceptions, flow, http
+from mitmproxy.proxy.mode_specs import ReverseMode
+
+from . import describe
+from .allowrule import AppendRefused, appended, discovery_comment, discovery_line, host_text, parse_host
+from .apicheck import answered_in_mitmproxy
+from .flownotes import FlowNotes
+from .parsing import RulesError
+from .patterns import MAX_HOST, origin_of
+from .policy import CorsRequest
+from .quote import clip
+from .report import Report
+from .rules import RuleSet
+from .rulesfile import compile_filter, rewrite_rules_file
+from .verdict import CorsAsk, check, cors_fields
+
+logger = logging.getLogger(__name__)
+
+
+class Discovery:
+    def __init__(self, report: Report, notes: FlowNotes, ruleset: Callable[[], RuleSet], path: Callable[[], str]):
+        self.report, self.notes, self.ruleset, self.path = report, notes, ruleset, path
+        self.on = True
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "cors_discover",
+            bool,
+            True,
+            "Check the answers to your pages' cross-origin calls that no rule matches, and name the APIs that "
+            "fail CORS (log line, flow marker, report); nothing in the traffic changes.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "cors_discover" in updated:
+            self.on = ctx.options.cors_discover
+
+    def consider(self, flow: http.HTTPFlow) -> None:
+        """Judge the API's answer to a request no rule matched (at `responseheaders`)."""
+        request, response = flow.request, flow.response
+        origin = only_origin(request.headers.fields)
+        if origin is None or response is None:
+            return  # most requests: not a page's cross-origin call
+        ruleset = self.ruleset()
+        host = request.pretty_host
+        if not ruleset.enabled or len(host) > MAX_HOST or not ruleset.page_origins.admits(origin):
+            return  # CORS switched off, no DNS name, or another site's page
+        if same_origin(flow, origin):
+            return
+        cors = CorsRequest.read(request.headers.fields)
+        if cors.websocket or answered_in_mitmproxy(flow):
+            return  # CORS does not apply to a handshake; an answer from mitmproxy says nothing of the API
+        preflight = request.method == "OPTIONS" and cors.method is not None
+        requested = cors.headers if preflight and cors.headers else ""
+        ask = CorsAsk(
+            origin=origin,
+            credentials=cors.credentials,
+            preflight=preflight,
+            method=cors.method or "" if preflight else "",
+            headers=tuple(sorted({h.strip(" \t").lower() for h in requested.split(",") if h.strip(" \t")})),
+            private_network=preflight and cors.private_network,
+        )
+        findings = [f for f in check(ask, response.status_code, cors_fields(response.headers.fields)) if f.reason.fails]
+        if not findings:
+            return
+        name = host_text(request.scheme, host, request.port)
+        example = f"{clip(request.method, 20)} {clip(request.path)} from {origin}"
+        new = self.report.record_unnamed(name, ask, findings, example)
+        text = "; ".join(str(f) for f in findings)
+        self.notes.write(flow, discovery_comment(origin, text, name), describe.FAILS_CHECK)
+        if new:  # one line per host and reason: those of this call not logged before
+            reasons = "; ".join(reason.value for reason in new)
+            logger.info(discovery_line(name, origin, reasons, ruleset.naming(host, request.port)))
+
+    # -- cors.allow ----------------------------------------------------------
+
+    @command.command("cors.allow")
+    def allow(self, host: str, *origins: str) -> str:
+        """Add a rule for HOST (or for the host of the flows @spec names) to the rules file, allowing
+        ORIGINs (else [defaults]' allow_origins); it takes effect within a second."""
+        if host.startswith("@") or host.startswith("~"):
+            try:
+                flows = ctx.master.commands.call("view.flows.resolve", host)
+            except exceptions.CommandError:
+                raise exceptions.CommandError(
+                    f"cors.allow: {clip(host)} names flows, and only mitmproxy and mitmweb keep flows to name; "
+                    "give the host instead"
+                ) from None
+            return self.allow_flow(flows, *origins)
+        return self.add_rule(host, origins)
+
+    @command.command("cors.allow.flow")
+    def allow_flow(self, flows: Sequence[flow.Flow], *origins: str) -> str:
+        """Add a rule for the host of these flows (one host) to the rules file, allowing ORIGINs."""
+        hosts = {
+            host_text(f.request.scheme, f.request.pretty_host, f.request.port)
+            for f in flows
+            if isinstance(f, http.HTTPFlow)
+        }
+        if len(hosts) != 1:
+            found = "no HTTP flow" if not hosts else f"{len(hosts)} hosts ({clip(', '.join(sorted(hosts)), 100)})"
+            raise exceptions.CommandError(f"cors.allow: one host at a time: these flows name {found}")
+        return self.add_rule(hosts.pop(), origins)
+
+    def add_rule(self, host: str, origins: Sequence[str]) -> str:
+        path = self.path()
+        try:
+            pattern = parse_host(host)
+            seen = self.report.unnamed.get(str(pattern))
+            credentials = seen is not None and seen.credentials
+            when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+            added = f"added by cors.allow (cors-addon) on {when}"
+            written = rewrite_rules_file(
+                path, lambda text: appended(text, path, pattern, origins, credentials, added, compile_filter)
+            )
+        except AppendRefused as e:
+            raise exceptions.CommandError(str(e)) from None
+        except RulesError as e:
+            raise exceptions.CommandError(f"cors.allow: {e}; the file is unchanged") from None
+        where = path if written == path else f"{path} (written to {written})"
+        cookies = ", allow_credentials = true (the calls seen carried cookies)" if credentials else ""
+        message = f"cors: added a rule for {pattern}{cookies} to {where}; it takes effect within a second"
+        logger.info(message)
+        return message
+
+
+def only_origin(fields) -> str | None:
+    """The request's one `Origin` value (cut at a length no origin has), or None. One pass, for every
+    request no rule matches: a header lookup by mitmproxy's `Headers` costs more."""
+    found = None
+    for name, value in fields:
+        if len(name) == 6 and name.lower() == b"origin":
+            if found is not None:
+                return None  # several: never a browser's
+            found = value
+    return None if found is None else found[:400].decode("latin-1")
+
+
+def same_origin(flow: http.HTTPFlow, origin: str) -> bool:
+    """Whether `origin` is the request's own, as the browser sees it: a same-origin call with `Origin`
+    (a POST) is not CORS."""
+    request, client = flow.request, flow.client_conn
+    if isinstance(client.proxy_mode, ReverseMode) and client.sockname:
+        # The browser called the proxy, whose Host mitmproxy replaced by the API's: scheme and port tell.
+        host = origin.partition("://")[2]
+        if ":" in host and not host.endswith("]"):
+            host = host.rpartition(":")[0]
+        return origin == origin_of("https" if client.tls else "http", host.strip("[]"), client.sockname[1])
+    return origin == origin_of(request.scheme, request.pretty_host, request.port)
