@@ -10,6 +10,8 @@
 # make browser  a browser through the proxy of make run: PORT, URL=http://localhost:3000,
 #               BROWSER=firefox (or a name or path; default the first Chrome-family browser found),
 #               CONFDIR=~/.mitmproxy (where mitmproxy's CA is, created first if missing)
+# make allow HOST=api.example.com  add a rule for HOST to rules.toml (cors.allow, for mitmdump): ORIGINS='...',
+#               CREDENTIALS=1 (allow_credentials = true), RULES=path (default rules.toml)
 
 PYTHON ?= $(shell tools/find-python 3.11+)
 MITMPROXY ?= mitmproxy>=11,<13
@@ -27,7 +29,7 @@ DEV_DEPS = import tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["
 
 NODE_DEPS = .cache/roundtrip/.installed
 
-.PHONY: run browser test lint bench screenshot clean
+.PHONY: run browser allow test lint bench screenshot clean
 
 $(VENV)/bin/python:
 	@test -n "$(PYTHON)" || { echo "make: no Python >= 3.11 found; pass PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -55,6 +57,11 @@ run: $(VENV)/.run-deps
 
 browser: $(VENV)/.run-deps
 	@$(VENV)/bin/python -m corsaddon.browser --port '$(PORT)' --confdir '$(CONFDIR)' --browser '$(BROWSER_CHOICE)' '$(URL)'
+
+allow: $(VENV)/.run-deps
+	@test -n "$(HOST)" || { echo "make allow: which host? make allow HOST=api.example.com" >&2; exit 2; }
+	@$(VENV)/bin/python -m corsaddon.discovery $(if $(RULES),--rules '$(RULES)') $(if $(CREDENTIALS),--credentials) \
+		'$(HOST)' $(ORIGINS)
 
 test: $(VENV)/.test-deps
 	@$(VENV)/bin/mitmdump --version | head -2

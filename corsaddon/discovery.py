@@ -9,7 +9,9 @@ traffic changes. The main addon calls `consider` for each answer no rule decided
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,12 +23,12 @@ from .allowrule import AppendRefused, appended, discovery_comment, discovery_lin
 from .apicheck import answered_in_mitmproxy
 from .flownotes import FlowNotes
 from .parsing import RulesError
-from .patterns import MAX_HOST, origin_of
+from .patterns import MAX_HOST, HostPattern, origin_of
 from .policy import CorsRequest
 from .quote import clip
 from .report import Report
 from .rules import RuleSet
-from .rulesfile import compile_filter, rewrite_rules_file
+from .rulesfile import compile_filter, default_path, rewrite_rules_file
 from .verdict import CorsAsk, check, cors_fields
 
 logger = logging.getLogger(__name__)
@@ -57,11 +59,11 @@ class Discovery:
         if origin is None or response is None:
             return  # most requests: not a page's cross-origin call
         ruleset = self.ruleset()
+        if not ruleset.page_origins.admits(origin) or not ruleset.enabled:
+            return  # another site's page, or CORS switched off in the file
         host = request.pretty_host
-        if not ruleset.enabled or len(host) > MAX_HOST or not ruleset.page_origins.admits(origin):
-            return  # CORS switched off, no DNS name, or another site's page
-        if same_origin(flow, origin):
-            return
+        if len(host) > MAX_HOST or same_origin(flow, origin):
+            return  # no DNS name: no rule can name it; or not a cross-origin call
         cors = CorsRequest.read(request.headers.fields)
         if cors.websocket or answered_in_mitmproxy(flow):
             return  # CORS does not apply to a handshake; an answer from mitmproxy says nothing of the API
@@ -118,25 +120,30 @@ class Discovery:
         return self.add_rule(hosts.pop(), origins)
 
     def add_rule(self, host: str, origins: Sequence[str]) -> str:
-        path = self.path()
         try:
             pattern = parse_host(host)
             seen = self.report.unnamed.get(str(pattern))
-            credentials = seen is not None and seen.credentials
-            when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-            added = f"added by cors.allow (cors-addon) on {when}"
-            written = rewrite_rules_file(
-                path, lambda text: appended(text, path, pattern, origins, credentials, added, compile_filter)
-            )
-        except AppendRefused as e:
-            raise exceptions.CommandError(str(e)) from None
+            message = add_rule(self.path(), pattern, origins, seen is not None and seen.credentials, "cors.allow")
         except RulesError as e:
-            raise exceptions.CommandError(f"cors.allow: {e}; the file is unchanged") from None
-        where = path if written == path else f"{path} (written to {written})"
-        cookies = ", allow_credentials = true (the calls seen carried cookies)" if credentials else ""
-        message = f"cors: added a rule for {pattern}{cookies} to {where}; it takes effect within a second"
+            raise exceptions.CommandError(str(e)) from None
         logger.info(message)
         return message
+
+
+def add_rule(path: str, pattern: HostPattern, origins: Sequence[str], credentials: bool, by: str) -> str:
+    """Append the rule to the rules file at `path`; what was done, or RulesError (the file unchanged)."""
+    added = f"added by {by} (cors-addon) on {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+    try:
+        written = rewrite_rules_file(
+            path, lambda text: appended(text, path, pattern, origins, credentials, added, compile_filter)
+        )
+    except AppendRefused:
+        raise
+    except RulesError as e:
+        raise RulesError(f"cors.allow: {e}; the file is unchanged") from None
+    where = path if written == path else f"{path} (written to {written})"
+    cookies = ", allow_credentials = true (the calls seen carried cookies)" if credentials else ""
+    return f"cors: added a rule for {pattern}{cookies} to {where}; it takes effect within a second"
 
 
 def only_origin(fields) -> str | None:
@@ -162,3 +169,24 @@ def same_origin(flow: http.HTTPFlow, origin: str) -> bool:
             host = host.rpartition(":")[0]
         return origin == origin_of("https" if client.tls else "http", host.strip("[]"), client.sockname[1])
     return origin == origin_of(request.scheme, request.pretty_host, request.port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`make allow HOST=...`: cors.allow for mitmdump, which takes no commands. The running proxy
+    reads the new rule within a second, as after any save."""
+    parser = argparse.ArgumentParser(prog="make allow", description="Add a rule for HOST to the rules file.")
+    parser.add_argument("host", help="the API's host, as the discovery line names it (api.example.com, localhost:8000)")
+    parser.add_argument("origins", nargs="*", help="pages that may read it (default: [defaults] allow_origins)")
+    parser.add_argument("--rules", default=default_path(), help="the rules file (default: %(default)s)")
+    parser.add_argument("--credentials", action="store_true", help="allow_credentials = true: the page sends cookies")
+    args = parser.parse_args(argv)
+    try:
+        print(add_rule(args.rules, parse_host(args.host), args.origins, args.credentials, "make allow"))
+    except RulesError as e:
+        print(e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

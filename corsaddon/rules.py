@@ -12,7 +12,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .memo import BoundedMemo
-from .patterns import MAX_HOST, Glob, HostKind, HostPattern, OriginPattern, is_browser_origin, normalize_host
+from .patterns import (
+    MAX_HOST,
+    MAX_ORIGIN,
+    Glob,
+    HostKind,
+    HostPattern,
+    OriginPattern,
+    is_browser_origin,
+    normalize_host,
+)
 from .quote import quote
 from .schema import LOCAL_ORIGINS, POLICY_KEYS, Action, Cookies, Preflight, UpstreamOrigin
 
@@ -127,14 +136,25 @@ class OriginList:
     """An `allow_origins` list, to ask whether it admits a page's origin (`[defaults]`' list tells
     discovery which pages are the user's own)."""
 
-    __slots__ = ("any", "null", "exact", "globs")
+    __slots__ = ("any", "null", "exact", "globs", "answers")
 
     def __init__(self, origins: Sequence[str]) -> None:
         self.any = "*" in origins
         self.null = "null" in origins
         self.exact, self.globs = _origin_matchers(tuple(origins))
+        # Asked for every request with Origin that no rule matches: another site's origin costs a regex
+        # and the globs (4 µs) unless remembered.
+        self.answers: BoundedMemo[str, bool] = BoundedMemo()
 
     def admits(self, origin: str) -> bool:
+        answer = self.answers.get(origin)
+        if answer is None:
+            answer = self._admits(origin)
+            if len(origin) <= MAX_ORIGIN:
+                self.answers.remember(origin, answer)
+        return answer
+
+    def _admits(self, origin: str) -> bool:
         if origin == "null":
             return self.null
         if not is_browser_origin(origin):

@@ -7,11 +7,13 @@ import re
 
 import pytest
 
+from corsaddon import discovery
 from corsaddon.parsing import parse, parse_file
 from corsaddon.rulesfile import compile_filter
 from corsaddon.schema import KEYS, LOCAL_ORIGINS
 
 from .proxy import ROOT, Mitmdump, fetch
+from .upstream import Upstream
 
 README = (ROOT / "README.md").read_text()
 REFERENCE = (ROOT / "docs" / "rules.md").read_text()
@@ -63,3 +65,36 @@ def test_the_curl_example_gives_the_answer_shown(tmp_path):
         proxy.stop()
     assert reply.status == int(status)
     assert [(k, v) for k, v in reply.fields] == expected
+
+
+def test_the_first_run_line_is_what_the_proxy_prints(tmp_path):
+    """The README's first run: the shipped rules.toml names other hosts; a page's call to an API without
+    CORS gets the line shown, with that API's host in place of the README's."""
+    (shown,) = [line for b in blocks("text") for line in b.splitlines() if "fails CORS for" in line]
+    readme_host = re.search(r"cors: (\S+) fails", shown).group(1)
+    page = re.search(r"fails CORS for (\S+)", shown).group(1)
+    with Upstream() as api:
+        proxy = Mitmdump(ROOT / "rules.toml", tmp_path / "confdir").start()
+        try:
+            reply = fetch("GET", f"http://127.0.0.1:{api.port}/v1/items", {"Origin": page}, proxy=proxy.port)
+            line = proxy.wait_for_log(r"fails CORS for")
+        finally:
+            proxy.stop()
+    assert reply.status == 200 and reply.get("access-control-allow-origin") is None
+    assert line[line.index("cors: ") :] == shown.replace(readme_host, f"127.0.0.1:{api.port}")
+
+
+def test_the_first_run_rule_is_what_make_allow_appends(tmp_path):
+    """The rule shown in the README's first run is what `make allow ... CREDENTIALS=1` appends, but for the time."""
+    (shown,) = [b for b in blocks("toml") if "added by cors.allow" in b and "staging.acme" in b]
+    host = re.search(r'hosts = \["([^"]+)"\]', shown).group(1)
+    rules = tmp_path / "rules.toml"
+    original = (ROOT / "rules.toml").read_bytes()
+    rules.write_bytes(original)
+    assert discovery.main(["--rules", str(rules), "--credentials", host]) == 0
+    written = rules.read_bytes()
+    assert written.startswith(original)
+    appended = written[len(original) :].decode()
+    stamp = r"on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \w+"
+    assert re.sub(stamp, "", appended.strip()) == re.sub(stamp, "", shown.strip()).replace("cors.allow", "make allow")
+    assert parse_file(str(rules), compile_filter).match([(host, 443)], "/") is not None
