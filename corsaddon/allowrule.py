@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 
 from .parsing import FilterCompiler, RulesError, parse
-from .patterns import DEFAULT_PORTS, HostKind, HostPattern, PatternError
+from .patterns import DEFAULT_PORTS, MAX_HOST, HostKind, HostPattern, PatternError
 from .quote import clip, quote
 from .rules import Rule, RuleSet
 from .schema import KEYS, Action
@@ -32,6 +32,8 @@ def parse_host(text: str) -> HostPattern:
         pattern = HostPattern.parse(text)
     except PatternError as e:
         raise AppendRefused(f"cors.allow: {e}") from None
+    if len(pattern.name) > MAX_HOST:
+        raise AppendRefused(f"cors.allow: {quote(text)} is longer than any host name")
     if pattern.kind is not HostKind.EXACT:
         raise AppendRefused(
             f"cors.allow takes one host, like api.example.com or localhost:8000, not {quote(text)}: "
@@ -67,7 +69,7 @@ def discovery_line(host: str, origin: str, reason: str, naming: Sequence[Rule]) 
 
 def discovery_comment(origin: str, findings: str, host: str) -> str:
     """The comment on such a flow: the verdict first, then the fix."""
-    return clip(f"fails CORS for {origin}: {findings}; no rule matched it: cors.allow {host}", 400)
+    return f"fails CORS for {origin}: {clip(findings, 300)}; no rule matched it: cors.allow {host}"
 
 
 def refusal(ruleset: RuleSet, pattern: HostPattern, path: str) -> str | None:
@@ -75,7 +77,8 @@ def refusal(ruleset: RuleSet, pattern: HostPattern, path: str) -> str | None:
     host = str(pattern)
     if not ruleset.enabled:
         return f"{path} is switched off (enabled = false at its top): set enabled = true there first"
-    naming = ruleset.naming(pattern.name, pattern.port)
+    # Rules that name the host on every port the new rule would: one on another port leaves room for it.
+    naming = [r for r in ruleset.naming(pattern.name, pattern.port) if _covers(r, pattern)]
     for rule in naming:
         if rule.enabled:
             return f"rule {rule.label} already names {host}: it {what_rule_decides(rule)}; change that rule instead"
@@ -86,6 +89,10 @@ def refusal(ruleset: RuleSet, pattern: HostPattern, path: str) -> str | None:
             every = 'applies to every host (hosts = ["*"]) and comes first'
             return f"rule {rule.label} {every}: a rule after it would never apply"
     return None
+
+
+def _covers(rule: Rule, pattern: HostPattern) -> bool:
+    return any(p.names(pattern.name, pattern.port) and (p.port is None or pattern.port is not None) for p in rule.hosts)
 
 
 def rule_block(name: str, pattern: HostPattern, origins: Sequence[str], credentials: bool, added: str) -> list[str]:

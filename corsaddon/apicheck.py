@@ -17,7 +17,7 @@ from .headerfields import Fields
 from .memo import BoundedMemo
 from .patterns import header_list, origin_of
 from .policy import Decision, Kind, exposable
-from .quote import clip
+from .quote import clip, printable
 from .report import NOT_CHECKED, NOT_FROM_API, Call, Report, Verdict
 from .schema import Action
 from .verdict import CorsAsk, check, cors_fields
@@ -103,7 +103,7 @@ class ApiCheck:
             expose = exposable(names)
         return Call(
             api=api_origin(request),
-            example=f"{clip(request.method)} {clip(request.path)} from {clip(ask.origin)}",
+            example=printable(f"{clip(request.method)} {clip(request.path)} from {clip(ask.origin)}"),
             ask=ask,
             actual_method=request.method,
             allowed=rule.action is Action.OBSERVE or decision.allow_origin is not None,
@@ -151,7 +151,7 @@ class ApiCheck:
         target = Path(path).expanduser()
         text = self.report.as_json() if target.suffix == ".json" else self.report.as_markdown()
         try:
-            target.write_text(text)
+            target.write_text(text, encoding="utf-8", errors="backslashreplace")
         except OSError as e:
             logger.error(f"cors: cannot write the report to {clip(str(target))}: {e.strerror or e}")
             return

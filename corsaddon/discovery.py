@@ -23,9 +23,9 @@ from .allowrule import AppendRefused, appended, discovery_comment, discovery_lin
 from .apicheck import answered_in_mitmproxy
 from .flownotes import FlowNotes
 from .parsing import RulesError
-from .patterns import MAX_HOST, HostPattern, origin_of
+from .patterns import HostPattern, is_host_name, normalize_host, origin_of
 from .policy import CorsRequest
-from .quote import clip
+from .quote import clip, printable
 from .report import Report
 from .rules import RuleSet
 from .rulesfile import compile_filter, default_path, rewrite_rules_file
@@ -62,8 +62,8 @@ class Discovery:
         if not ruleset.page_origins.admits(origin) or not ruleset.enabled:
             return  # another site's page, or CORS switched off in the file
         host = request.pretty_host
-        if len(host) > MAX_HOST or same_origin(flow, origin):
-            return  # no DNS name: no rule can name it; or not a cross-origin call
+        if not is_host_name(host) or same_origin(flow, origin):
+            return  # no host name (no rule can name it, and it is not written anywhere); or not cross-origin
         cors = CorsRequest.read(request.headers.fields)
         if cors.websocket or answered_in_mitmproxy(flow):
             return  # CORS does not apply to a handshake; an answer from mitmproxy says nothing of the API
@@ -80,9 +80,12 @@ class Discovery:
         findings = [f for f in check(ask, response.status_code, cors_fields(response.headers.fields)) if f.reason.fails]
         if not findings:
             return
-        name = host_text(request.scheme, host, request.port)
-        example = f"{clip(request.method, 20)} {clip(request.path)} from {origin}"
-        new = self.report.record_unnamed(name, ask, findings, example)
+        name = host_text(request.scheme, normalize_host(host), request.port)
+        if flow.is_replay == "request":  # a replay is not another call
+            new = []
+        else:
+            example = printable(f"{clip(request.method, 20)} {clip(request.path)} from {origin}")
+            new = self.report.record_unnamed(name, ask, findings, example)
         text = "; ".join(str(f) for f in findings)
         self.notes.write(flow, discovery_comment(origin, text, name), describe.FAILS_CHECK)
         if new:  # one line per host and reason: those of this call not logged before
@@ -115,8 +118,12 @@ class Discovery:
             if isinstance(f, http.HTTPFlow)
         }
         if len(hosts) != 1:
-            found = "no HTTP flow" if not hosts else f"{len(hosts)} hosts ({clip(', '.join(sorted(hosts)), 100)})"
-            raise exceptions.CommandError(f"cors.allow: one host at a time: these flows name {found}")
+            if not hosts:
+                raise exceptions.CommandError("cors.allow: no HTTP flow given: name one, like @focus")
+            found = printable(clip(", ".join(sorted(hosts)), 100))
+            raise exceptions.CommandError(
+                f"cors.allow: one host at a time: these flows name {len(hosts)} hosts ({found})"
+            )
         return self.add_rule(hosts.pop(), origins)
 
     def add_rule(self, host: str, origins: Sequence[str]) -> str:
@@ -126,6 +133,7 @@ class Discovery:
             message = add_rule(self.path(), pattern, origins, seen is not None and seen.credentials, "cors.allow")
         except RulesError as e:
             raise exceptions.CommandError(str(e)) from None
+        self.report.unnamed.pop(str(pattern), None)  # named now: its calls go to the API check
         logger.info(message)
         return message
 

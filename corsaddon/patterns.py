@@ -110,6 +110,15 @@ def origin_of(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://{host}" if port == DEFAULT_PORTS.get(scheme) else f"{scheme}://{host}:{port}"
 
 
+def is_host_name(host: str) -> bool:
+    """A DNS name, IPv4 or IPv6 address (bracketed or not) as a request can name it: nothing a log line,
+    a rule or a file could not hold as it is."""
+    return len(host) <= MAX_HOST and _HOST_NAME.fullmatch(host) is not None
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+|\[?[0-9A-Fa-f:.]+\]?")
+
+
 def normalize_host(host: str) -> str:
     """Lowercase, no trailing dot, no IPv6 brackets, internationalised names as punycode."""
     host = host.strip().lower().rstrip(".")

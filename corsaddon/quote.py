@@ -23,3 +23,11 @@ def quote(value: Any) -> str:
 def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
     """`text` as it is, or its first `limit` characters and `…`."""
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and undecodable bytes (surrogates) written as escapes: safe in a
+    terminal, a UTF-8 file and a saved flow."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

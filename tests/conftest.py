@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from mitmproxy.test import taddons
+
+from corsaddon.addon import CorsAddon
 
 from .browser import require_chromium
 from .proxy import Mitmdump
@@ -34,3 +37,28 @@ def playwright():
 
     with sync_playwright() as p:
         yield p
+
+
+@pytest.fixture
+def addon_on_rules(tmp_path):
+    """start(content, *other_addons): the addon on tmp_path/rules.toml holding `content` (str or bytes;
+    None: no file), in one taddons context (its `tctx` attribute; its file: `path`) that ends with the test."""
+    started = []
+
+    def start(content: str | bytes | None, *others):
+        path = tmp_path / "rules.toml"
+        if isinstance(content, str):
+            path.write_text(content)
+        elif content is not None:
+            path.write_bytes(content)
+        a = CorsAddon()
+        context = taddons.context(a, *others)
+        tctx = context.__enter__()
+        started.append(context)
+        tctx.configure(a, cors_rules=str(path))
+        a.tctx, a.path = tctx, path
+        return a
+
+    yield start
+    for context in started:
+        context.__exit__(None, None, None)
