@@ -24,10 +24,10 @@ KINDS = {
                                                  "Access-Control-Request-Headers": "content-type"}),
     "GET with Origin": ("GET", "api.example.com", {"Origin": ORIGIN}),
     "GET without Origin": ("GET", "api.example.com", {}),
-    "unmatched host": ("GET", "other.example.org", {"Origin": ORIGIN}),  # fails CORS: discovery notes each
+    "unmatched, with Origin": ("GET", "other.example.org", {"Origin": ORIGIN}),  # fails CORS: discovered
     "unmatched, no Origin": ("GET", "other.example.org", {}),
 }  # fmt: skip
-UNMATCHED = ("unmatched host", "unmatched, no Origin")
+UNMATCHED = ("unmatched, with Origin", "unmatched, no Origin")
 MODIFY_HEADERS_SPEC = "|~d api.example.com & ~s|Access-Control-Allow-Origin|*"
 
 

@@ -1,6 +1,7 @@
 """Hostile input: what a request with a 1 MB `Host` and a 1 MB `Origin` costs through mitmdump with
 the addon, against plain mitmdump on the same requests: time per request, and resident memory and
-log growth after 150 of them, each with values of its own."""
+log growth after 150 of them, each with values of its own. The addon runs twice: with a rule that
+matches every host, and with none that names the host (the requests then go to discovery)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,12 @@ def run(rounds: int = 5) -> dict:
     nginx = Nginx(directory / "nginx", free_port())
     rules = directory / "rules.toml"
     rules.write_text(f'[[rules]]\nhosts = ["127.0.0.1:{nginx.port}"]\n[[rules]]\nname = "every host"\nhosts = ["*"]\n')
+    other = directory / "other.toml"  # no rule names the host: the requests go to discovery
+    other.write_text('[[rules]]\nhosts = ["api.example.com"]\n')
     proxies = {
         "plain": Mitmdump(None, directory / "conf-plain", guard=False).start(),
         "addon": Mitmdump(rules, directory / "conf-addon", guard=False).start(),
+        "unmatched": Mitmdump(other, directory / "conf-unmatched", guard=False).start(),
     }
     counter = iter(range(10**9))
 
@@ -83,6 +87,9 @@ def report(result: dict) -> list[str]:
         f"  resident memory growth: plain {rss['plain']:+.1f} MB, addon {rss['addon']:+.1f} MB "
         f"(extra {rss['addon'] - rss['plain']:+.1f} MB; target < 10 MB)",
         f"  log growth: plain {log['plain'] / 1024:.0f} KB, addon {log['addon'] / 1024:.0f} KB",
+        f"  no rule naming the host (discovery): {ms['unmatched']:.1f} ms per request "
+        f"(extra {ms['unmatched'] - ms['plain']:+.1f} ms), memory {rss['unmatched']:+.1f} MB "
+        f"(extra {rss['unmatched'] - rss['plain']:+.1f} MB), log {log['unmatched'] / 1024:.0f} KB",
     ]
 
 

@@ -62,7 +62,7 @@ class Discovery:
         if not ruleset.page_origins.admits(origin) or not ruleset.enabled:
             return  # another site's page, or CORS switched off in the file
         host = request.pretty_host
-        if not is_host_name(host) or same_origin(flow, origin):
+        if not is_host_name(host) or same_origin(flow, origin, host):
             return  # no host name (no rule can name it, and it is not written anywhere); or not cross-origin
         cors = CorsRequest.read(request.headers.fields)
         if cors.websocket or answered_in_mitmproxy(flow):
@@ -166,9 +166,9 @@ def only_origin(fields) -> str | None:
     return None if found is None else found[:400].decode("latin-1")
 
 
-def same_origin(flow: http.HTTPFlow, origin: str) -> bool:
-    """Whether `origin` is the request's own, as the browser sees it: a same-origin call with `Origin`
-    (a POST) is not CORS."""
+def same_origin(flow: http.HTTPFlow, origin: str, host: str) -> bool:
+    """Whether `origin` is the request's own (`host`: its `pretty_host`), as the browser sees it: a
+    same-origin call with `Origin` (a POST) is not CORS."""
     request, client = flow.request, flow.client_conn
     if isinstance(client.proxy_mode, ReverseMode) and client.sockname:
         # The browser called the proxy, whose Host mitmproxy replaced by the API's: scheme and port tell.
@@ -176,7 +176,7 @@ def same_origin(flow: http.HTTPFlow, origin: str) -> bool:
         if ":" in host and not host.endswith("]"):
             host = host.rpartition(":")[0]
         return origin == origin_of("https" if client.tls else "http", host.strip("[]"), client.sockname[1])
-    return origin == origin_of(request.scheme, request.pretty_host, request.port)
+    return origin == origin_of(request.scheme, host, request.port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
