@@ -9,22 +9,18 @@ both load side by side; each takes 25 turns of 1,000 flows per kind at 100 rules
 
 from __future__ import annotations
 
-import gc
 import importlib
 import io
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 from mitmproxy.test import taddons
 
-from tests.flows import run_hooks
-
 from .common import median, write_rules
-from .hooks import KINDS, make_flows
+from .hooks import KINDS, time_addon
 
 ROOT = Path(__file__).resolve().parent.parent
 TURNS = 25
@@ -48,15 +44,6 @@ def configured(module, rules: Path):
     return addon
 
 
-def turn(addon, kind: str) -> float:
-    pairs = make_flows(kind, FLOWS)
-    gc.collect()
-    start = time.perf_counter()
-    for f, response in pairs:
-        run_hooks(addon, f, response)
-    return (time.perf_counter() - start) / FLOWS * 1e6
-
-
 def main(argv: list[str]) -> None:
     revision, kinds = argv[0], argv[1:] or list(KINDS)
     folder = Path(tempfile.mkdtemp(prefix="cors-bench-ab-"))
@@ -68,7 +55,7 @@ def main(argv: list[str]) -> None:
     for _ in range(TURNS):
         for kind in kinds:
             for who, addon in addons.items():
-                times[(who, kind)].append(turn(addon, kind))
+                times[(who, kind)].append(time_addon(addon, kind, FLOWS))
     print(f"Hook cost, µs per flow at 100 rules: fastest and median of {TURNS} turns of {FLOWS} flows")
     for kind in kinds:
         cells = "   ".join(
