@@ -15,12 +15,12 @@ from mitmproxy import command, ctx, http
 
 from .headerfields import Fields
 from .memo import BoundedMemo
-from .patterns import header_list, origin_of
+from .patterns import origin_of
 from .policy import Decision, Kind, exposable
 from .quote import clip, printable
 from .report import NOT_CHECKED, NOT_FROM_API, Call, Report, Verdict
 from .schema import Action
-from .verdict import CorsAsk, check, cors_fields
+from .verdict import check, cors_fields
 
 logger = logging.getLogger(__name__)
 
@@ -87,16 +87,7 @@ class ApiCheck:
         """The call as the report counts it: what the page asked of the API. `from_api`: the answer is the
         API's own (else its header names say nothing of what the API sends)."""
         request, cors, rule = flow.request, decision.request, decision.rule
-        preflight = request.method == "OPTIONS" and cors.method is not None
-        requested = header_list(cors.headers) if preflight and cors.headers else None
-        ask = CorsAsk(
-            origin=", ".join(cors.origins),
-            credentials=cors.credentials or rule.allow_credentials,
-            preflight=preflight,
-            method=cors.method or "" if preflight else "",
-            headers=tuple(sorted({h.lower() for h in requested.split(",")})) if requested else (),
-            private_network=preflight and cors.private_network,
-        )
+        ask = cors.ask(request.method, cors.credentials or rule.allow_credentials)
         expose = rule.expose_headers
         if expose is None:  # "*": the names this API actually sends
             names = (n.decode("latin-1") for n, _ in flow.response.headers.fields) if from_api else ()

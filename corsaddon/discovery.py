@@ -29,7 +29,7 @@ from .quote import clip, printable
 from .report import Report
 from .rules import RuleSet
 from .rulesfile import compile_filter, default_path, rewrite_rules_file
-from .verdict import CorsAsk, check, cors_fields
+from .verdict import check, cors_fields
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +67,7 @@ class Discovery:
         cors = CorsRequest.read(request.headers.fields)
         if cors.websocket or answered_in_mitmproxy(flow):
             return  # CORS does not apply to a handshake; an answer from mitmproxy says nothing of the API
-        preflight = request.method == "OPTIONS" and cors.method is not None
-        requested = cors.headers if preflight and cors.headers else ""
-        ask = CorsAsk(
-            origin=origin,
-            credentials=cors.credentials,
-            preflight=preflight,
-            method=cors.method or "" if preflight else "",
-            headers=tuple(sorted({h.strip(" \t").lower() for h in requested.split(",") if h.strip(" \t")})),
-            private_network=preflight and cors.private_network,
-        )
+        ask = cors.ask(request.method, cors.credentials)
         findings = [f for f in check(ask, response.status_code, cors_fields(response.headers.fields)) if f.reason.fails]
         if not findings:
             return

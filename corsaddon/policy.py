@@ -18,6 +18,7 @@ from .memo import BoundedMemo
 from .patterns import MAX_ORIGIN, MAX_REFLECTED, header_list, is_browser_origin, is_token
 from .rules import Rule, RuleSet
 from .schema import Action, OriginMode, Preflight
+from .verdict import CorsAsk
 
 # Response headers a script can read without Access-Control-Expose-Headers.
 SAFELISTED_RESPONSE = frozenset(
@@ -77,6 +78,20 @@ class CorsRequest:
             return NO_CORS_HEADERS
         headers = b",".join(requested)[: MAX_REFLECTED + 1].decode("latin-1") if requested else None
         return cls(tuple(origins), method, headers, private_network, websocket, credentials)
+
+    def ask(self, method: str, credentials: bool) -> CorsAsk:
+        """What the page asked of the API, as the browser checks the answer. `method`: the request's
+        own; `credentials`: the page sends them (a Cookie, or what the rule says)."""
+        preflight = method == "OPTIONS" and self.method is not None
+        requested = header_list(self.headers) if preflight and self.headers else None
+        return CorsAsk(
+            origin=", ".join(self.origins),
+            credentials=credentials,
+            preflight=preflight,
+            method=self.method or "" if preflight else "",
+            headers=tuple(sorted({h.lower() for h in requested.split(",")})) if requested else (),
+            private_network=preflight and self.private_network,
+        )
 
 
 NO_CORS_HEADERS = CorsRequest()
