@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import logging
 import os
 import shlex
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +31,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from mitmproxy import command, ctx
 from mitmproxy.certs import CertStore
+from mitmproxy.proxy.mode_specs import ProxyMode, RegularMode
 
 from .browserprocess import BrowserProcess, StopSignals
 from .findbrowser import BrowserError, Found, find_browser
+from .startup import is_every_interface
 
 logger = logging.getLogger(__name__)
 
@@ -103,15 +107,9 @@ def firefox_command(found: Found, profile: str, host: str, port: int, ca: Path, 
     """The command, after writing the profile; and a line to show when the CA could not be imported."""
     prefs = {**FIREFOX_PREFS, "network.proxy.http": host, "network.proxy.http_port": port,
              "network.proxy.ssl": host, "network.proxy.ssl_port": port}  # fmt: skip
-    lines = (f"user_pref({_js(name)}, {_js(value)});" for name, value in prefs.items())
+    lines = (f"user_pref({json.dumps(name)}, {json.dumps(value)});" for name, value in prefs.items())
     Path(profile, "user.js").write_text("\n".join(lines) + "\n")
     return [*found.command, "-profile", profile, "-no-remote", "-new-instance", url], _import_ca(profile, ca)
-
-
-def _js(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if isinstance(value, int) else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _import_ca(profile: str, ca: Path) -> str:
@@ -252,17 +250,18 @@ class BrowserCommand:
         self.launched.clear()
 
 
-def regular_proxy_address(modes, listen_host: str, listen_port: int | None) -> tuple[str, int]:
-    """Where the browser reaches this mitmproxy as a proxy: its first regular mode
-    (`regular`, or `regular@[host:]port`), on loopback when it listens everywhere."""
-    for mode in modes:
-        kind, _, address = mode.partition("@")
-        if kind != "regular":
+def regular_proxy_address(modes: Sequence[str], listen_host: str, listen_port: int | None) -> tuple[str, int]:
+    """Where the browser reaches this mitmproxy as a proxy: its first regular mode, at the address
+    mitmproxy gives it (`mode.listen_host(listen_host)`, `mode.listen_port(listen_port)`), on
+    loopback when it listens everywhere."""
+    for spec in modes:
+        try:
+            mode = ProxyMode.parse(spec)
+        except ValueError:  # mitmproxy refuses it at startup
             continue
-        host, colon, port = address.rpartition(":") if ":" in address else ("", "", address)
-        host = host or listen_host
-        host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
-        return host, int(port) if port.isdigit() else (listen_port or 8080)
+        if isinstance(mode, RegularMode):
+            host = mode.listen_host(listen_host)
+            return "127.0.0.1" if is_every_interface(host) else host, mode.listen_port(listen_port) or 8080
     raise ValueError(
         f"mitmproxy runs as {', '.join(modes) or 'no proxy'}, not as a regular proxy, so a browser cannot use it "
         "as its proxy; add --mode regular (beside the other modes) or open the reverse proxy's address directly"

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mitmproxy import flowfilter, http
+from mitmproxy import connection, flowfilter, http
 
 from .parsing import MAX_FILE_BYTES, RulesError, parse_file
 from .quote import clip
@@ -46,7 +46,7 @@ def compile_filter(expression: str) -> flowfilter.TFilter:
     mitmproxy's own message) when it cannot be parsed, or raises when it is evaluated."""
     try:
         predicate = flowfilter.parse(expression)
-        predicate(_sample_flow())
+        predicate(sample_flow())
     except ValueError as e:
         raise ValueError(clip(str(e), 300)) from None
     except Exception as e:  # RecursionError from "!!!!...", and whatever else a filter can raise
@@ -54,10 +54,16 @@ def compile_filter(expression: str) -> flowfilter.TFilter:
     return predicate
 
 
-def _sample_flow() -> http.HTTPFlow:
-    from mitmproxy.test import tflow  # shipped with mitmproxy; only needed when a rule has a filter
-
-    return tflow.tflow(resp=True)
+def sample_flow() -> http.HTTPFlow:
+    """A finished HTTP flow, with a request and a response, that every filter can be evaluated on
+    (the constructors, not `make`, which costs twice as much: one flow per rule with a filter)."""
+    client = connection.Client(peername=("127.0.0.1", 50000), sockname=("127.0.0.1", 8080))
+    flow = http.HTTPFlow(client, connection.Server(address=("example.com", 80)))
+    headers = ((b"Host", b"example.com"), (b"Accept", b"*/*"))
+    flow.request = http.Request("example.com", 80, b"GET", b"http", b"", b"/", b"HTTP/1.1", headers, b"", None, 0, 0)
+    headers = ((b"Content-Type", b"text/plain"), (b"Content-Length", b"0"))
+    flow.response = http.Response(b"HTTP/1.1", 200, b"OK", headers, b"", None, 0, 0)
+    return flow
 
 
 def file_signature(path: str) -> Signature | None:
@@ -81,8 +87,6 @@ def read_rules(path: str) -> RuleSet | None:
         raise RulesFileMissing(f"{path} not found") from None
     except OSError as e:
         raise RulesError(f"{path}: cannot read the rules file: {e.strerror or e}") from None
-    except RecursionError:
-        raise RulesError(f"{path}: the file nests arrays or tables too deeply to be read") from None
     except Exception as e:  # MemoryError, and whatever else reading hostile input may raise
         raise RulesError(f"{path}: cannot read the rules file: {type(e).__name__}: {clip(str(e))}") from None
 
@@ -166,7 +170,8 @@ class RulesFile:
         self.loaded_signature: Signature | None = None
         self.watcher: asyncio.Task | None = None
 
-    def kept(self) -> str:
+    def what_stays_in_force(self) -> str:
+        """For the log line of a file that is not applied: which rules stay."""
         ruleset = self.in_force()
         return f"keeping the {ruleset.summary()}" if ruleset.active else "no rules in force"
 
@@ -180,11 +185,11 @@ class RulesFile:
         except RulesFileMissing as e:
             if not missing_ok:
                 raise
-            self.follow(path, signature)
+            self.watch_path(path, signature)
             self.log_error(e)
             return
-        self.follow(path, signature)
-        self.settle(path, ruleset)
+        self.watch_path(path, signature)
+        self.put_in_force_or_warn(path, ruleset)
 
     def switch_to(self, value: str, strict: bool) -> None:
         """The option `cors_rules` set to `value`. `strict` (at run time): a file that is missing or
@@ -198,16 +203,19 @@ class RulesFile:
         except RulesError as e:
             if strict:
                 raise
-            self.follow(path, file_signature(path))
+            self.watch_path(path, file_signature(path))
             self.log_error(e)
 
-    def follow(self, path: str, signature: Signature | None = None) -> None:
+    def watch_path(self, path: str, signature: Signature | None = None) -> None:
         """Watch `path` from now on, as read when it had `signature`."""
         self.path, self.loaded_signature = path, signature
 
-    def settle(self, path: str, ruleset: RuleSet | None) -> None:
+    def put_in_force_or_warn(self, path: str, ruleset: RuleSet | None) -> None:
+        """Put the rules read from `path` in force and log them with their warnings; an empty file
+        (None) changes nothing but a warning."""
         if ruleset is None:
-            logger.warning(f"cors: {path} is empty; {self.kept()} (to switch everything off, write enabled = false)")
+            stays = self.what_stays_in_force()
+            logger.warning(f"cors: {path} is empty; {stays} (to switch everything off, write enabled = false)")
             return
         self.put_in_force(ruleset)
         for warning in ruleset.warnings:
@@ -217,9 +225,9 @@ class RulesFile:
     def log_error(self, error: RulesError) -> None:
         """One `cors:` line: a warning for a missing file, an error otherwise."""
         if isinstance(error, RulesFileMissing):
-            logger.warning(f"cors: {error}; {self.kept()}; it is read as soon as it appears")
+            logger.warning(f"cors: {error}; {self.what_stays_in_force()}; it is read as soon as it appears")
         else:
-            logger.error(f"cors: {error}; {self.kept()}")
+            logger.error(f"cors: {error}; {self.what_stays_in_force()}")
 
     def start_watching(self) -> None:
         if self.watcher is None:
@@ -269,5 +277,5 @@ class RulesFile:
         if error is not None:
             self.log_error(error)
         else:
-            self.settle(path, ruleset)
+            self.put_in_force_or_warn(path, ruleset)
         return None

@@ -6,15 +6,18 @@ from __future__ import annotations
 import logging
 import socket
 import subprocess
+import sys
+
+from mitmproxy import flowfilter
 
 from corsaddon.addon import CorsAddon
 from corsaddon.parsing import parse
 from corsaddon.rules import RuleSet
-from corsaddon.rulesfile import RulesFile, compile_filter
+from corsaddon.rulesfile import RulesFile, compile_filter, sample_flow
 
 from .flows import LOCAL, make_flow, run_hooks, upstream_response
 from .proxy import MITMDUMP, ROOT, free_port
-from .test_addon import wait_for
+from .support import wait_until_async
 from .upstream import Upstream
 
 DEEP = "enabled = true\nx = " + "[" * 3000 + "]" * 3000 + "\n"
@@ -154,6 +157,36 @@ def test_a_filter_that_raises_when_evaluated_is_refused_at_load():
         raise AssertionError("accepted")
 
 
+FILTERS = [
+    "~h x",
+    "~d example.com",
+    "~m GET",
+    "~s",
+    "~c 200",
+    "~u /x",
+    "!~q",
+    "!( ~q & ~s )",
+    "~comment x",
+    "~src 127.0.0.1",
+    "~dst example.com",
+    "~marked",
+    "~replay",
+    "~websocket",
+    "~t json",
+    "~bq x | ~bs y",
+]
+
+
+def test_filters_of_every_kind_are_tried_at_load_on_a_flow_built_from_mitmproxy_s_public_classes(monkeypatch):
+    """The trial flow needs nothing from mitmproxy.test (test helpers, not for production code)."""
+    monkeypatch.setitem(sys.modules, "mitmproxy.test", None)  # importing it raises ImportError
+    every_kind = [f"~{c.code}" for c in flowfilter.filter_unary]
+    every_kind += [f"~{c.code} x" for c in flowfilter.filter_rex] + [f"~{c.code} 200" for c in flowfilter.filter_int]
+    for expression in FILTERS + every_kind:
+        compile_filter(expression)(sample_flow())  # raises nothing
+    assert compile_filter("~d example.com & ~m GET & ~c 200 & ~s & ~u example.com/ & ~src 127.0.0.1")(sample_flow())
+
+
 def test_a_filter_that_raises_on_a_flow_leaves_it_untouched_and_is_logged_once(caplog):
     def fragile(expression):
         def predicate(flow):
@@ -204,12 +237,12 @@ async def test_a_failing_poll_does_not_end_the_watcher(tmp_path, caplog):
         in_force.append(ruleset)
 
     rules_file = RulesFile(put_in_force, lambda: RuleSet())
-    rules_file.follow(str(path), None)
+    rules_file.watch_path(str(path), None)
     rules_file.start_watching()
     try:
-        assert await wait_for(lambda: "failed (RuntimeError: something broke); still watching" in caplog.text)
+        await wait_until_async(lambda: "failed (RuntimeError: something broke); still watching" in caplog.text, 3)
         path.write_text('[[rules]]\nhosts = ["b"]\n')
-        assert await wait_for(lambda: len(in_force) == 2)
+        await wait_until_async(lambda: len(in_force) == 2, 3)
         assert [h.name for h in in_force[1].rules[0].hosts] == ["b"]
     finally:
         rules_file.stop_watching()
