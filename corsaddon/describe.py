@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .headerfields import CORS_PREFIX
 from .patterns import is_browser_origin, origin_of
 from .policy import Decision, Kind
 from .quote import clip, quote
@@ -26,7 +27,6 @@ MARKERS = {
 FAILS_CHECK = ":warning:"  # an observed answer from the API that the browser refuses
 UNREACHABLE = ":electric_plug:"  # the addon answered for an API mitmproxy could not reach
 HANDSHAKE = ":handshake:"  # a WebSocket handshake from an allowed origin, accepted
-ALL_MARKERS = frozenset((*MARKERS.values(), FAILS_CHECK, UNREACHABLE, HANDSHAKE))
 
 
 def marker(decision: Decision, check_fails: bool) -> str | None:
@@ -135,8 +135,8 @@ def shown_origin(origin: str) -> str:
 
 def short_name(name: str) -> str:
     """'access-control-allow-origin' -> 'Allow-Origin'."""
-    if name.lower().startswith("access-control-"):
-        name = name[len("access-control-") :]
+    if name.lower().startswith(CORS_PREFIX):
+        name = name[len(CORS_PREFIX) :]
     return "-".join(part.capitalize() for part in name.split("-"))
 
 

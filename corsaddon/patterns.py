@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from .headerfields import list_elements
 from .quote import quote
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -77,16 +78,20 @@ def is_token(value: str) -> bool:
     return len(value) <= MAX_REFLECTED and TOKEN.fullmatch(value) is not None
 
 
-def header_list(value: str) -> str | None:
-    """The `Access-Control-Request-Headers` value normalised for reflection, or
-    None when it is not a well-formed comma-separated list of header names."""
+def header_names(value: str) -> list[str] | None:
+    """The names an `Access-Control-Request-Headers` value lists, or None when it is not a
+    well-formed comma-separated list of header names (or too long to reflect)."""
     if len(value) > MAX_REFLECTED:
         return None
-    # RFC 9110 5.6.1: recipients ignore empty list elements (`x-a, , x-b`).
-    names = [name for name in (element.strip(" \t") for element in value.split(",")) if name]
-    if not all(TOKEN.fullmatch(name) for name in names):
-        return None
-    return ",".join(names)
+    names = list_elements(value)
+    return names if all(TOKEN.fullmatch(name) for name in names) else None
+
+
+def header_list(value: str) -> str | None:
+    """The `Access-Control-Request-Headers` value normalised for reflection (`a,b`), or None
+    when it is not a well-formed comma-separated list of header names."""
+    names = header_names(value)
+    return None if names is None else ",".join(names)
 
 
 def is_browser_origin(value: str) -> bool:

@@ -6,7 +6,6 @@ Pure: imports nothing from mitmproxy.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -124,12 +123,20 @@ class Rule:
 assert set(POLICY_KEYS) <= {f.name for f in fields(Rule)}, "a schema key without a Rule field"
 
 
-@functools.lru_cache(maxsize=1024)
-def _origin_matchers(allow_origins: tuple[str, ...]) -> tuple[frozenset[str], tuple[OriginPattern, ...]]:
-    """Exact origins and glob patterns of an allow_origins list; rules with the same
-    list (most share [defaults]) share one copy of both."""
-    patterns = [OriginPattern(o) for o in allow_origins if o not in ("*", "null")]
-    return frozenset(p.pattern for p in patterns if p.is_exact), tuple(p for p in patterns if not p.is_exact)
+Matchers = tuple[frozenset[str], tuple[OriginPattern, ...]]
+# At load only: rules with the same allow_origins list (most share [defaults]) share one copy of its matchers.
+# 10,000 rules on the default list: a 7.3 MB rule set, not 33 MB, parsed in half the time.
+_MATCHERS: BoundedMemo[tuple[str, ...], Matchers] = BoundedMemo()
+
+
+def _origin_matchers(allow_origins: tuple[str, ...]) -> Matchers:
+    """Exact origins and glob patterns of an allow_origins list."""
+    found = _MATCHERS.get(allow_origins)
+    if found is None:
+        patterns = [OriginPattern(o) for o in allow_origins if o not in ("*", "null")]
+        exact = frozenset(p.pattern for p in patterns if p.is_exact)
+        found = _MATCHERS.remember(allow_origins, (exact, tuple(p for p in patterns if not p.is_exact)))
+    return found
 
 
 class OriginList:
@@ -143,7 +150,7 @@ class OriginList:
         self.null = "null" in origins
         self.exact, self.globs = _origin_matchers(tuple(origins))
         # Asked for every request with Origin that no rule matches: another site's origin costs a regex
-        # and the globs (4 µs) unless remembered.
+        # and the globs unless remembered (paired A/B, unmatched with Origin: saves 4-7 µs per flow).
         self.answers: BoundedMemo[str, bool] = BoundedMemo()
 
     def admits(self, origin: str) -> bool:
@@ -192,6 +199,8 @@ class RuleSet:
         self._suffix_port: dict[HostKey, list[Rule]] = {}
         self._everywhere: list[Rule] = []  # `*` hosts and filter-only rules
         self.skips_some_tls_verify = any(not r.upstream_tls_verify for r in self.active)
+        # The rules naming a host: normalising it and walking its parent domains, once per host
+        # (paired A/B: saves 2-4 µs per matched flow, 1.5-2 µs per unmatched one).
         self._candidates: BoundedMemo[tuple[HostKey, ...], tuple[Rule, ...]] = BoundedMemo()
         for rule in self.active:
             if not rule.hosts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .headerfields import CORS_FIRST_BYTES, Fields
+from .headerfields import CORS_FIRST_BYTES, CORS_PREFIX_BYTES, OWS, Fields, list_elements
 from .quote import clip
 
 SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -72,7 +72,7 @@ def cors_fields(fields: Fields) -> Fields:
     for name, value in fields:
         if name and name[0] in CORS_FIRST_BYTES:
             name = name.lower()
-            if name[:15] == b"access-control-" or name == b"vary":
+            if name.startswith(CORS_PREFIX_BYTES) or name == b"vary":
                 out.append((name, value))
     return tuple(out)
 
@@ -81,7 +81,7 @@ def _cors_values(fields: Fields) -> dict[bytes, list[str]]:
     values: dict[bytes, list[str]] = {}
     for name, value in fields:
         name = name.lower()
-        if name[:15] == b"access-control-" or name == b"vary":
+        if name.startswith(CORS_PREFIX_BYTES) or name == b"vary":
             values.setdefault(name, []).append(value.decode("latin-1"))
     return values
 
@@ -89,7 +89,7 @@ def _cors_values(fields: Fields) -> dict[bytes, list[str]]:
 def _combined(values: dict[bytes, list[str]], name: bytes) -> str | None:
     """The header's value as Fetch gets it: every field joined by ", "; None when absent."""
     found = values.get(name)
-    return None if found is None else ", ".join(v.strip(" \t") for v in found)
+    return None if found is None else ", ".join(v.strip(OWS) for v in found)
 
 
 def _cors_check(ask: CorsAsk, values: dict[bytes, list[str]]) -> list[Finding]:
@@ -135,10 +135,8 @@ def _asked(what: str, asked: str, allowed: list[str]) -> str:
 
 
 def _header_list(values: dict[bytes, list[str]], name: bytes) -> list[str]:
-    combined = _combined(values, name)
-    if combined is None:
-        return []
-    return [item.strip(" \t") for item in combined.split(",") if item.strip(" \t")]
+    """The elements of a list-valued header, over all its fields (as if combined with ", ")."""
+    return [element for value in values.get(name, ()) for element in list_elements(value)]
 
 
 def _warnings(ask: CorsAsk, values: dict[bytes, list[str]]) -> list[Finding]:
@@ -147,7 +145,7 @@ def _warnings(ask: CorsAsk, values: dict[bytes, list[str]]) -> list[Finding]:
         return []
     if allow == "null":
         return [Finding(Reason.NULL_REFLECTED, "any sandboxed page or file: URL is then allowed too")]
-    vary = {v.strip(" \t").lower() for value in values.get(b"vary", ()) for v in value.split(",")}
+    vary = {element.lower() for element in _header_list(values, b"vary")}
     if "origin" not in vary and "*" not in vary:
         return [Finding(Reason.NO_VARY_ORIGIN, f"Access-Control-Allow-Origin: {clip(allow)}")]
     return []

@@ -1,10 +1,14 @@
 import pytest
 
-from corsaddon.headerfields import encode, rewrite_fields
+from corsaddon import headerfields
+from corsaddon.headerfields import encode, list_elements, rewrite_fields
 from corsaddon.parsing import parse
 from corsaddon.policy import (
+    MEMO_KEY_CHARS,
     CorsRequest,
     Kind,
+    RuleAnswers,
+    allowed_origin,
     decide,
     exposable,
     preflight_fields,
@@ -69,12 +73,59 @@ def test_decide_classifies_matched_requests():
     assert decide_for(r, "OPTIONS", ["http://evil.example"], "PUT").kind is Kind.DISALLOWED
     assert decide_for(r, "GET", [LOCAL, LOCAL], None).kind is Kind.DISALLOWED  # one Origin header only
     assert decide_for(rule(action='"strip"'), "OPTIONS", [LOCAL], "PUT").kind is Kind.STRIP
+    assert decide_for(r, "GET", [LOCAL], "PUT").kind is Kind.CORS  # Access-Control-Request-Method on a GET
+    observed = decide_for(rule(action='"observe"'), "OPTIONS", [LOCAL, "null"], "PUT")
+    assert observed.kind is Kind.OBSERVE and observed.origin == f"{LOCAL}, null" and observed.allow_origin is None
+    assert not observed.changes_response and not decide_for(r, "GET", ["http://evil.example"]).changes_response
+
+
+def test_upstream_origin_applies_to_allowed_requests_that_reach_the_api():
+    drop = rule(upstream_origin='"drop"', preflight='"forward"')
+    assert decide_for(drop, "GET", [LOCAL]).rewrites_origin
+    assert decide_for(drop, "OPTIONS", [LOCAL], "PUT").rewrites_origin  # a forwarded preflight
+    assert not decide_for(rule(upstream_origin='"drop"'), "OPTIONS", [LOCAL], "PUT").rewrites_origin  # answered
+    assert not decide_for(drop, "GET", ["http://evil.example"]).rewrites_origin
+    assert not decide_for(drop, "GET", []).rewrites_origin
+    assert not decide_for(rule(), "GET", [LOCAL]).rewrites_origin  # keep
 
 
 def test_without_origin_star_rules_still_answer_star():
     assert decide_for(rule(allow_origins='["*"]'), "GET", [], None).allow_origin == "*"
     assert decide_for(rule(allow_origins='["*"]', allow_credentials="true"), "GET", [], None).allow_origin is None
     assert decide_for(rule(), "GET", [], None).allow_origin is None
+
+
+def test_the_origin_memo_keeps_browser_origins_only():
+    r, answers = rule(), RuleAnswers()
+    for junk in ("http://localhost:3000/", "HTTP://LOCALHOST:3000", "x" * 100):
+        assert allowed_origin(r, junk, answers) is None
+    assert answers.allow_origin == {}
+    assert allowed_origin(r, LOCAL, answers) == LOCAL and allowed_origin(r, "http://evil.example", answers) is None
+    assert answers.allow_origin == {LOCAL: LOCAL, "http://evil.example": None}
+
+
+def test_remembered_preflight_answers_depend_on_what_was_asked():
+    r, answers = rule(), RuleAnswers()
+
+    def fields(origin, method, headers=None, private_network=False):
+        request = cors([origin], method, headers, private_network)
+        return dict(preflight_fields(decide(r, "OPTIONS", request, answers)))
+
+    assert fields(LOCAL, "PUT", "x-a")[b"Access-Control-Allow-Methods"] == b"PUT"
+    assert fields(LOCAL, "PATCH", "x-a")[b"Access-Control-Allow-Methods"] == b"PATCH"
+    assert fields(LOCAL, "PUT", "x-b")[b"Access-Control-Allow-Headers"] == b"x-b"
+    assert fields("http://localhost:8080", "PUT", "x-a")[b"Access-Control-Allow-Origin"] == b"http://localhost:8080"
+    assert len(answers.preflight) == 4
+    long = "x-" + "a" * MEMO_KEY_CHARS
+    assert fields(LOCAL, "PUT", long)[b"Access-Control-Allow-Headers"] == long.encode()
+    assert len(answers.preflight) == 4  # answered all the same, not kept
+
+
+def test_remembered_response_fields_depend_on_the_origin():
+    r, answers = rule(allow_origins='["http://localhost:*"]'), RuleAnswers()
+    for origin in (LOCAL, "http://localhost:8080", LOCAL):
+        out, _, _ = response_fields(decide(r, "GET", cors([origin]), answers), ())
+        assert dict(out)[b"Access-Control-Allow-Origin"] == origin.encode()
 
 
 def test_preflight_answer_reflects_method_and_headers_when_star():
@@ -153,6 +204,7 @@ def test_expose_star_lists_the_response_headers_by_name_never_a_literal_star():
     assert dict(response_headers(d, names))["Access-Control-Expose-Headers"] == "X-Request-Id, ETag"
     assert exposable(["Content-Length", "Set-Cookie"]) == ()
     assert exposable(["X-A", "x-a", "ETag"]) == ("X-A", "ETag")
+    assert exposable(["X A", "X-B\r\nSet-Cookie: a", "X-\xe9", ""]) == ()  # never a name that is not a token
     only_safe = decide_for(rule(expose_headers='"*"'), "GET", [LOCAL], None)
     assert "Access-Control-Expose-Headers" not in dict(response_headers(only_safe, ["Content-Type"]))
 
@@ -184,6 +236,31 @@ def test_vary_only_gets_what_is_missing_appended(existing, add, expected):
     assert [value for _, value in fields] == expected
 
 
+def test_only_short_vary_values_are_remembered():
+    memo = headerfields._MISSING_VARY
+    memo.clear()
+    assert headerfields.missing_vary((b"Accept-Encoding",), ("Origin",)) == ("Origin",)
+    assert len(memo) == 1
+    long = b", ".join(b"X-%d" % i for i in range(100))
+    assert headerfields.missing_vary((long + b", origin",), ("Origin",)) == ()
+    assert len(memo) == 1
+
+
+@pytest.mark.parametrize(
+    "value, elements",
+    [
+        ("a, b,c", ["a", "b", "c"]),
+        (" a ,\t, ,b,", ["a", "b"]),  # RFC 9110 5.6.1: empty elements are ignored
+        ("a,\r\n b", ["a", "b"]),  # an obs-fold, as mitmproxy keeps it
+        ("", []),
+        (b"Accept-Encoding, , Origin", [b"Accept-Encoding", b"Origin"]),
+        (b"x\xa0, y\x85", [b"x\xa0", b"y\x85"]),  # only ASCII white space is stripped
+    ],
+)
+def test_list_elements(value, elements):
+    assert list_elements(value) == elements
+
+
 def test_cors_request_headers_are_read_in_one_pass_from_raw_fields():
     fields = (
         (b"Host", b"api.example.com"),
@@ -198,6 +275,37 @@ def test_cors_request_headers_are_read_in_one_pass_from_raw_fields():
     assert CorsRequest.read(((b"Origin", b"a"), (b"ORIGIN", b"b"))).origins == ("a", "b")
     assert CorsRequest.read(((b"Accept", b"*/*"),)) == CorsRequest()
     assert CorsRequest.read(((b"Origin", b"http://\xe9.example"),)).origins == ("http://\xe9.example",)
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        (((b"Access-Control-Request-Private-Network", b" TRUE "),), {"private_network": True}),
+        (((b"Access-Control-Request-Private-Network", b"false"), (b"Origin", b"x")), {"private_network": False}),
+        (((b"Upgrade", b"websocket"),), {"websocket": True}),
+        (((b"Origin", LOCAL.encode()), (b"Upgrade", b"h2c")), {"websocket": False}),
+        (((b"Origin", LOCAL.encode()), (b"Cookie", b"a=b")), {"credentials": True}),
+        (((b"Origin", LOCAL.encode()), (b"Authorization", b"Bearer x")), {"credentials": False}),
+        (((b"Access-Control-Request-Method", b"PUT"),), {"method": "PUT", "origins": ()}),  # no Origin: still read
+        (((b"Access-Control-Request-Headers", b"x-a"),), {"headers": "x-a"}),
+        (((b"Cookie", b"a=b"),), {"credentials": False}),  # nothing CORS asks: no CORS request at all
+    ],
+)
+def test_each_cors_request_header_is_read_for_what_it_says(fields, expected):
+    read = CorsRequest.read(fields)
+    assert {name: getattr(read, name) for name in expected} == expected
+
+
+def test_what_the_page_asked_is_a_preflight_only_for_options_with_a_method():
+    asked = cors([LOCAL], "PUT", "X-B, x-a,x-b", private_network=True)
+    preflight = asked.ask("OPTIONS", credentials=True)
+    assert (preflight.preflight, preflight.method, preflight.headers) == (True, "PUT", ("x-a", "x-b"))
+    assert preflight.private_network and preflight.credentials and preflight.origin == LOCAL
+    for method, request in (("GET", asked), ("OPTIONS", cors([LOCAL], None, "x-a", private_network=True))):
+        ask = request.ask(method, credentials=False)
+        assert not ask.preflight and ask.method == "" and ask.headers == () and not ask.private_network
+    assert cors([LOCAL], "PUT", "x a").ask("OPTIONS", False).headers == ()  # not a list of names: none asked
+    assert cors([LOCAL, "null"]).ask("GET", False).origin == f"{LOCAL}, null"
 
 
 def test_rewrite_fields_drops_cors_fields_appends_to_the_first_vary_and_appends_cors():

@@ -1,7 +1,7 @@
 import pytest
 
 from corsaddon.parsing import RulesError, parse, parse_file
-from corsaddon.rules import RuleSet
+from corsaddon.rules import OriginList, RuleSet
 from corsaddon.schema import LOCAL_ORIGINS, OriginMode, UpstreamOrigin
 
 
@@ -275,6 +275,8 @@ def test_paths_match_the_path_as_sent_case_sensitively():
     assert rs.match(names("a"), "/health")
     assert rs.match(names("a"), "/v1") is None
     assert rs.match(names("a"), "/V1/users") is None
+    assert rs.rules[0].matches_path("/health") and not rs.rules[0].matches_path("/healthz")
+    assert one('[[rules]]\nhosts = ["a"]').matches_path("/anything")  # no paths: every path
 
 
 def test_path_mismatch_falls_through_to_later_rules():
@@ -349,3 +351,20 @@ def test_covers_says_whether_a_rule_names_a_host():
     assert rs.covers("api.example.com", 443) and rs.covers("a.svc.example", 80)
     assert not rs.covers("other.example", 443)
     assert not rules('enabled = false\n[[rules]]\nhosts = ["api.example.com"]').covers("api.example.com", 443)
+
+
+def test_the_host_memo_keeps_only_what_a_dns_name_can_be():
+    rs = rules('[[rules]]\nhosts = ["*"]\n[[rules]]\nhosts = ["api.example.com"]')
+    assert len(rs.candidates((("a" * 300, 443),))) == 1  # `*` only
+    assert len(rs.candidates((("api.example.com", 443),))) == 2
+    assert list(rs._candidates) == [(("api.example.com", 443),)]
+
+
+def test_the_user_s_pages_are_the_listed_origins():
+    local = OriginList(LOCAL_ORIGINS)
+    assert local.admits("http://localhost:3000") and local.admits("http://[::1]:8080")
+    assert not local.admits("null") and not local.admits("https://app.example.com")
+    assert not local.admits("http://localhost:3000/")  # not an origin as a browser sends it
+    assert OriginList(["null"]).admits("null") and not OriginList(["null"]).admits("http://localhost:3000")
+    assert OriginList(["*"]).admits("https://app.example.com") and not OriginList(["*"]).admits("null")
+    assert OriginList(["https://app.example.com"]).admits("https://app.example.com")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corsaddon.verdict import CorsAsk, Reason, check
+from corsaddon.verdict import CorsAsk, Reason, check, cors_fields
 
 from .flows import LOCAL
 
@@ -120,11 +120,19 @@ def test_private_network_access_must_be_allowed_when_asked():
 def test_warnings_do_not_fail():
     assert reasons(GET, 200, ALLOW) == [Reason.NO_VARY_ORIGIN]
     assert reasons(GET, 200, ALLOW, ("Vary", "Accept-Encoding, origin")) == []
+    assert reasons(GET, 200, ALLOW, ("Vary", "Cookie"), ("vary", " ,*")) == []  # `*`: it varies on everything
+    assert reasons(GET, 200, ALLOW, ("Vary", "Accept-Encoding,\r\n Origin")) == []  # an obs-fold is white space
     assert reasons(GET, 200, ("Access-Control-Allow-Origin", "*")) == []  # `*` does not depend on the origin
     null = CorsAsk("null", credentials=False)
     assert reasons(null, 200, ("Access-Control-Allow-Origin", "null"), VARY) == [Reason.NULL_REFLECTED]
     assert not Reason.NO_VARY_ORIGIN.fails and not Reason.NULL_REFLECTED.fails
     assert all(r.fails for r in Reason if r not in (Reason.NO_VARY_ORIGIN, Reason.NULL_REFLECTED))
+
+
+def test_the_verdict_keeps_the_cors_fields_and_vary():
+    sent = ((b"Content-Type", b"text/plain"), (b"VARY", b"Origin"), (b"Access-Control-Allow-Origin", b"*"), (b"X", b""))
+    assert cors_fields(sent) == ((b"vary", b"Origin"), (b"access-control-allow-origin", b"*"))
+    assert [f.reason for f in check(GET, 200, cors_fields(fields(ALLOW, VARY)))] == []
 
 
 def test_findings_quote_long_values_briefly():
