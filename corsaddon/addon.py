@@ -1,9 +1,16 @@
 """The addon mitmproxy loads: its options, its commands and the flow hooks.
 
 The decisions live in `policy` and `rules`; the rules file and its watcher in
-`rulesfile`; unreachable upstreams in `upstreams` (a small addon of its own,
-loaded with this one). This module reads flows and applies what `policy`
-decides. A `RulesError` becomes an `OptionsError` (or one `cors:` log line) here.
+`rulesfile`. This module reads flows and applies what `policy` decides. A
+`RulesError` becomes an `OptionsError` (or one `cors:` log line) here.
+
+Every event mitmproxy dispatches walks every addon object (nested ones included),
+and every hook goes through its addon manager. So mitmproxy sees `CorsAddon` alone;
+its parts (upstream health, the API check, flow notes, discovery, session cookies,
+per-host TLS verification, the browser launcher) are plain objects it calls from its own
+hooks: their options are declared from its `load`, their commands registered there
+(`register_commands`), `configure` and `done` forwarded. What they share is one
+`Shared`.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.log import ALERT
@@ -30,8 +38,9 @@ from .policy import AnswerMemo, Decision, Kind
 from .quote import clip, quote
 from .responses import make_ok, preflight_response
 from .rules import FilterFailed, RuleSet
-from .rulesfile import RulesFile, default_path
-from .schema import OriginMode
+from .rulesfile import default_path
+from .schema import Cookies, OriginMode
+from .shared import Shared
 from .startup import log_startup_hints
 from .upstreams import UpstreamHealth
 from .upstreamtls import UpstreamTlsVerify
@@ -41,34 +50,31 @@ logger = logging.getLogger(__name__)
 
 class CorsAddon:
     def __init__(self) -> None:
-        self.ruleset = RuleSet()
-        self.answers = AnswerMemo(self.ruleset)
+        self.shared = shared = Shared()
         self.enabled = True
         self.is_running = False
         self.decisions: weakref.WeakKeyDictionary[http.HTTPFlow, Decision] = weakref.WeakKeyDictionary()
-        self.notices = Notices()
-        rules = lambda: self.ruleset  # noqa: E731
-        self.rules_file = RulesFile(self.put_in_force, rules)
-        self.health = UpstreamHealth(
-            lambda host, port: self.ruleset.covers(host, port),
-            lambda host, port: not self.ruleset.skips_tls_verify(((host, port),)),
-        )
-        self.api_check = ApiCheck()
-        self.notes = FlowNotes()
-        self.discovery = Discovery(self.api_check.report, self.notes, rules, lambda: self.rules_file.path)
-        self.addons = [
-            self.health,
-            self.api_check,
-            self.notes,
-            self.discovery,
-            SessionCookies(self.decisions.get, self.notes, self.notices),
-            UpstreamTlsVerify(rules),
-            BrowserCommand(),
-        ]
+        self.notices: Notices = shared.notices  # the same objects as shared's, for short
+        self.notes: FlowNotes = shared.notes
+        self.rules_file = shared.rules_file
+        self.health = UpstreamHealth(shared)
+        self.api_check = ApiCheck(shared)
+        self.discovery = Discovery(shared)
+        self.cookies = SessionCookies(shared)
+        self.upstream_tls = UpstreamTlsVerify(shared)
+        self.browser_command = BrowserCommand()  # cors.browser
+
+    @property
+    def ruleset(self) -> RuleSet:
+        """The rules in force."""
+        return self.shared.ruleset
+
+    @property
+    def answers(self) -> AnswerMemo:
+        return self.shared.answers
 
     def put_in_force(self, ruleset: RuleSet) -> None:
-        self.ruleset, self.answers = ruleset, AnswerMemo(ruleset)
-        self.notices.forget()
+        self.shared.put_in_force(ruleset)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -76,6 +82,10 @@ class CorsAddon:
         loader.add_option("cors_rules", str, default_path(), "CORS rules file (TOML), reloaded on every save.")
         enabled_help = "Apply the CORS rules. When off, flows pass untouched (the rules file is still watched)."
         loader.add_option("cors_enabled", bool, True, enabled_help)
+        self.api_check.load(loader)
+        self.notes.load(loader)
+        self.discovery.load(loader)
+        register_commands(loader, self.api_check, self.discovery, self.browser_command)
 
     def configure(self, updated: set[str]) -> None:
         if "cors_enabled" in updated:
@@ -88,6 +98,8 @@ class CorsAddon:
                 self.rules_file.switch_to(ctx.options.cors_rules, strict=self.is_running)
             except RulesError as e:  # a new path typed at run time (mitmweb's options, `set`): refuse it quietly
                 raise exceptions.OptionsError(str(e).splitlines()[0]) from None
+        self.notes.configure(updated)
+        self.discovery.configure(updated)
 
     def running(self) -> None:
         self.is_running = True
@@ -96,6 +108,8 @@ class CorsAddon:
 
     def done(self) -> None:
         self.rules_file.stop_watching()
+        self.api_check.done()
+        self.browser_command.done()
 
     # -- commands ----------------------------------------------------------
 
@@ -126,7 +140,7 @@ class CorsAddon:
     # -- flow hooks --------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        ruleset = self.ruleset
+        ruleset = self.shared.ruleset
         if not ruleset.active or not flow.live:  # like modify_headers: saved flows stay as saved
             return
         request = flow.request
@@ -142,7 +156,7 @@ class CorsAddon:
         cors = policy.CorsRequest.read(request.headers.fields)
         if flow.is_replay != "request":  # a replay is not another hit
             ruleset.hits[rule.index] += 1
-        decision = policy.decide(rule, request.method, cors, self.answers.of(rule))
+        decision = policy.decide(rule, request.method, cors, self.shared.answers.of(rule))
         self.decisions[flow] = decision
         if decision.kind is Kind.DISALLOWED:
             origin = quote(decision.origin)
@@ -183,14 +197,45 @@ class CorsAddon:
             if self.discovery.on and self.enabled:  # no rule matched: does the page fail on this API?
                 self.discovery.consider(flow)
             return
-        if decision.request.websocket and handshake_answered(flow, decision, self.notices, self.notes):
-            return
-        judged = self.api_check.record(flow, decision)  # on the API's own answer, before it is changed
-        replaced, sent = rewrite_response(flow, decision, self.notices) if decision.changes_response else ((), ())
-        if judged is None:
-            self.notes.decided(flow, decision, replaced, sent)
-        else:
-            self.notes.decided(flow, decision, replaced, sent, judged.comment, judged.fails)
+        if not (decision.request.websocket and handshake_answered(flow, decision, self.notices, self.notes)):
+            judged = self.api_check.record(flow, decision)  # on the API's own answer, before it is changed
+            replaced, sent = rewrite_response(flow, decision, self.notices) if decision.changes_response else ((), ())
+            if judged is None:
+                self.notes.decided(flow, decision, replaced, sent)
+            else:
+                self.notes.decided(flow, decision, replaced, sent, judged.comment, judged.fails)
+        if decision.rule.cookies is not Cookies.KEEP:
+            self.cookies.apply(flow, decision)
+
+    # -- connection hooks: upstream health, and rule key upstream_tls_verify --
+
+    def server_connect_error(self, data) -> None:
+        self.health.server_connect_error(data)
+
+    def tls_failed_server(self, data) -> None:
+        self.health.tls_failed_server(data)
+
+    def server_connected(self, data) -> None:
+        self.health.server_connected(data)
+
+    def tls_established_server(self, data) -> None:
+        self.health.tls_established_server(data)
+
+    def tls_start_server(self, data) -> None:
+        self.upstream_tls.tls_start_server(data)
+
+
+def register_commands(loader, *parts: Any) -> None:
+    """The `@command.command` methods of `parts`, which mitmproxy does not collect itself (it
+    collects those of the addons in its chain, and the parts are not in it), registered through
+    the loader as mitmproxy's `CommandManager.collect_commands` registers an addon's. It reads the
+    `command_name` that `command.command` puts on each method: the one place this module relies
+    on how mitmproxy marks a command."""
+    for part in parts:
+        for name, attribute in vars(type(part)).items():
+            command_name = getattr(attribute, "command_name", None)
+            if isinstance(command_name, str):
+                loader.add_command(command_name, getattr(part, name))
 
 
 def host_names(request: http.Request) -> tuple[tuple[str, int], ...]:

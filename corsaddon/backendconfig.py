@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
-class Policy:
+class BackendPolicy:
     origins: list[str]  # exact origins
     methods: list[str]  # requested methods, as sent
     headers: list[str]  # requested header names, lowercase
@@ -36,7 +36,7 @@ def _py(value) -> str:
     return "True" if value is True else "False" if value is False else json.dumps(value)
 
 
-def express(p: Policy) -> str:
+def express(p: BackendPolicy) -> str:
     # The cors package reflects the requested headers and allows six methods unless told otherwise:
     # both are always set here, so nothing beyond what was seen is allowed.
     lines = ['const cors = require("cors");', ""]
@@ -65,7 +65,7 @@ def express(p: Policy) -> str:
     return "\n".join(lines) + "\n"
 
 
-def starlette(p: Policy) -> str:
+def starlette(p: BackendPolicy) -> str:
     return (
         "from starlette.middleware.cors import CORSMiddleware\n\n"
         "app.add_middleware(\n"
@@ -81,7 +81,7 @@ def starlette(p: Policy) -> str:
     )
 
 
-def flask(p: Policy) -> str:
+def flask(p: BackendPolicy) -> str:
     return (
         "from flask_cors import CORS\n\n"
         "CORS(\n"
@@ -97,7 +97,7 @@ def flask(p: Policy) -> str:
     )
 
 
-def django(p: Policy) -> str:
+def django(p: BackendPolicy) -> str:
     return (
         "# At the end of settings.py (django-cors-headers):\n"
         'INSTALLED_APPS = [*INSTALLED_APPS, "corsheaders"]\n'
@@ -112,7 +112,7 @@ def django(p: Policy) -> str:
     )
 
 
-def nginx(p: Policy) -> str:
+def nginx(p: BackendPolicy) -> str:
     """For the `location` block that serves the API (before its proxy_pass). An `add_header`
     whose value is empty is not sent, so other origins get no Access-Control-* headers."""
     lines = ["# In the location block that serves the API, before proxy_pass:", 'set $cors_origin "";']
@@ -142,7 +142,7 @@ def nginx(p: Policy) -> str:
     return "\n".join(lines) + "\n"
 
 
-FRAMEWORKS: dict[str, Callable[[Policy], str]] = {
+FRAMEWORKS: dict[str, Callable[[BackendPolicy], str]] = {
     "express": express,
     "starlette": starlette,
     "flask": flask,

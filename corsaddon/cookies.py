@@ -3,31 +3,28 @@ the session cookie (see `setcookie` for what changes)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from .flownotes import FlowNotes, Notices
 from .policy import Decision
 from .quote import clip, quote
 from .schema import Cookies
 from .setcookie import cookie_name, needs_secure, rewrite
 
+if TYPE_CHECKING:
+    from .shared import Shared
+
 
 class SessionCookies:
-    """Runs after the main addon's `responseheaders`, on the flows a rule decided."""
+    """Called at the end of the main addon's `responseheaders`, on the flows a rule decided."""
 
-    def __init__(
-        self, decision_of: Callable[[http.HTTPFlow], Decision | None], notes: FlowNotes, notices: Notices
-    ) -> None:
-        self.decision_of = decision_of
-        self.notes = notes
-        self.notices = notices
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
-        decision = self.decision_of(flow)
-        if decision is None or decision.rule.cookies is Cookies.KEEP or flow.response is None:
+    def apply(self, flow: http.HTTPFlow, decision: Decision) -> None:
+        if decision.rule.cookies is Cookies.KEEP or flow.response is None:
             return
         fields = flow.response.headers.fields
         if not any(name.lower() == b"set-cookie" for name, _ in fields):
@@ -41,7 +38,7 @@ class SessionCookies:
         )
         if rewritten != fields:
             flow.response.headers.fields = rewritten
-            self.notes.append(flow, f"Set-Cookie rewritten (cookies = {mode.value})")
+            self.shared.notes.append(flow, f"Set-Cookie rewritten (cookies = {mode.value})")
         if mode is Cookies.SAME_SITE and not over_https:
             for name, value in fields:
                 if name.lower() == b"set-cookie" and needs_secure(value):
@@ -54,7 +51,7 @@ class SessionCookies:
             where = f"in reverse mode open https://localhost:{client.sockname[1]}"
         else:
             where = f"call https://{host}"
-        self.notices.note(
+        self.shared.notices.note(
             ("secure-only cookie", decision.rule.name, cookie),
             f"cors: rule {decision.rule.label}: the cookie {cookie} from {host} keeps Secure: a cookie named "
             "__Secure-… or __Host-… cannot live without it, and browsers refuse Secure cookies over plain "

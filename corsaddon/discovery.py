@@ -13,7 +13,8 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.proxy.mode_specs import ReverseMode
@@ -21,22 +22,23 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from . import describe
 from .allowrule import AppendRefused, appended, discovery_comment, discovery_line, host_text, parse_host
 from .apicheck import answered_in_mitmproxy
-from .flownotes import FlowNotes
 from .parsing import RulesError
 from .patterns import HostPattern, is_host_name, normalize_host, origin_of
 from .policy import CorsRequest
 from .quote import clip, printable
-from .report import Report
-from .rules import RuleSet
 from .rulesfile import compile_filter, default_path, rewrite_rules_file
 from .verdict import check, cors_fields
+
+if TYPE_CHECKING:
+    from .shared import Shared
 
 logger = logging.getLogger(__name__)
 
 
 class Discovery:
-    def __init__(self, report: Report, notes: FlowNotes, ruleset: Callable[[], RuleSet], path: Callable[[], str]):
-        self.report, self.notes, self.ruleset, self.path = report, notes, ruleset, path
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+        self.report = shared.report
         self.on = True
 
     def load(self, loader) -> None:
@@ -58,7 +60,7 @@ class Discovery:
         origin = only_origin(request.headers.fields)
         if origin is None or response is None:
             return  # most requests: not a page's cross-origin call
-        ruleset = self.ruleset()
+        ruleset = self.shared.ruleset
         if not ruleset.page_origins.admits(origin) or not ruleset.enabled:
             return  # another site's page, or CORS switched off in the file
         host = request.pretty_host
@@ -78,7 +80,7 @@ class Discovery:
             example = printable(f"{clip(request.method, 20)} {clip(request.path)} from {origin}")
             new = self.report.record_unnamed(name, ask, findings, example)
         text = "; ".join(str(f) for f in findings)
-        self.notes.write(flow, discovery_comment(origin, text, name), describe.FAILS_CHECK)
+        self.shared.notes.write(flow, discovery_comment(origin, text, name), describe.FAILS_CHECK)
         if new:  # one line per host and reason: those of this call not logged before
             reasons = "; ".join(reason.value for reason in new)
             logger.info(discovery_line(name, origin, reasons, ruleset.naming(host, request.port)))
@@ -121,7 +123,9 @@ class Discovery:
         try:
             pattern = parse_host(host)
             seen = self.report.unnamed.get(str(pattern))
-            message = add_rule(self.path(), pattern, origins, seen is not None and seen.credentials, "cors.allow")
+            message = add_rule(
+                self.shared.rules_file.path, pattern, origins, seen is not None and seen.credentials, "cors.allow"
+            )
         except RulesError as e:
             raise exceptions.CommandError(str(e)) from None
         self.report.unnamed.pop(str(pattern), None)  # named now: its calls go to the API check

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from mitmproxy import ctx, http
+from mitmproxy.net.http import url
 
 from . import describe
 from .headerfields import Fields
@@ -32,7 +33,9 @@ class FlowNotes:
     def __init__(self) -> None:
         self.mark = True
         self.log_flows = True
-        # What a decision reads as (outcome, comment, marker): the same few recur on every flow.
+        # What a decision reads as (outcome, comment, marker): the same few recur on every flow. Kept for
+        # its speed: a paired A/B (process CPU time, 100 rules, through mitmproxy's dispatch) measured
+        # 5 µs per preflight and 7 µs per GET with Origin saved (2 µs without Origin).
         self.texts: BoundedMemo[tuple, tuple[str, str, str | None]] = BoundedMemo()
 
     def load(self, loader) -> None:
@@ -72,7 +75,8 @@ class FlowNotes:
         if self.log_flows:
             request = flow.request
             observed = check if fails and decision.kind is Kind.OBSERVE else ""  # else the API check notices say it
-            logger.info(describe.flow_line(request.method, host_port(request), request.path, texts[0], rule, observed))
+            host = url.hostport(request.scheme, clip(request.host), request.port)
+            logger.info(describe.flow_line(request.method, host, request.path, texts[0], rule, observed))
 
     def handshake(self, flow: http.HTTPFlow, decision: Decision, status: int) -> None:
         """Comment, mark and log a WebSocket handshake a rule matched (answered with `status`)."""
@@ -80,7 +84,8 @@ class FlowNotes:
         self.write(flow, describe.comment(text, decision.rule), describe.handshake_marker(decision, status))
         if self.log_flows:
             request = flow.request
-            logger.info(describe.flow_line(request.method, host_port(request), request.path, text, decision.rule))
+            host = url.hostport(request.scheme, clip(request.host), request.port)
+            logger.info(describe.flow_line(request.method, host, request.path, text, decision.rule))
 
     def passed_while_off(self, flow: http.HTTPFlow, rule: Rule) -> None:
         self.write(flow, f"passed untouched: cors_enabled is off · cors rule {rule.label}", None)
@@ -111,29 +116,25 @@ class FlowNotes:
 
 
 class Notices:
-    """Notable decisions, logged at info the first time and at debug after that
-    (at most NOTE_LIMIT distinct ones are remembered per rule set)."""
+    """Notable events, each logged at `level` the first time and at debug after that (at most
+    NOTE_LIMIT distinct ones are remembered until `forget`). The one way the addon logs a thing once:
+    the decisions' notices (forgotten with each new rule set) and the API check's findings."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: logging.Logger = logger) -> None:
         self.seen: set[tuple[str, ...]] = set()
+        self.log = log
 
     def note(self, key: tuple[str, ...], message: str, level: int = logging.INFO) -> None:
         """`key` and `message` hold only short prefixes of request values (see `quote`)."""
         if key in self.seen:
-            logger.debug(message)
+            self.log.debug(message)
             return
         if len(self.seen) < NOTE_LIMIT:
             self.seen.add(key)
-        logger.log(level, message)
+        self.log.log(level, message)
 
     def forget(self) -> None:
         self.seen.clear()
-
-
-def host_port(request: http.Request) -> str:
-    """The API's host, with its port unless it is the scheme's default (cut short if long)."""
-    host, port = clip(request.host), request.port
-    return host if port == (443 if request.scheme == "https" else 80) else f"{host}:{port}"
 
 
 def _without(comment: str, own: str) -> str:

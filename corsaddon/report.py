@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .backendconfig import FRAMEWORKS, Policy
+from .backendconfig import FRAMEWORKS, BackendPolicy
 from .quote import clip
 from .verdict import SAFELISTED_METHODS, CorsAsk, Finding, Reason
 
@@ -22,14 +22,14 @@ UNNAMED_HEADING = "## Hosts no rule names"
 
 
 @dataclass
-class Verdict:
+class Tally:
     count: int
     example: str  # one request that got it: method, URL, origin
 
 
 @dataclass
 class ApiRecord:
-    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    verdicts: dict[str, Tally] = field(default_factory=dict)
     origins: set[str] = field(default_factory=set)
     methods: set[str] = field(default_factory=set)
     headers: set[str] = field(default_factory=set)
@@ -47,8 +47,8 @@ class ApiRecord:
             return
         values.add(value)
 
-    def policy(self) -> Policy:
-        return Policy(
+    def policy(self) -> BackendPolicy:
+        return BackendPolicy(
             origins=sorted(self.origins),
             methods=sorted(self.methods),
             headers=sorted(self.headers),
@@ -63,7 +63,7 @@ class ApiRecord:
 class UnnamedHost:
     """A host no rule names whose answers failed CORS for one of the user's pages (discovery)."""
 
-    verdicts: dict[Reason, Verdict] = field(default_factory=dict)
+    verdicts: dict[Reason, Tally] = field(default_factory=dict)
     origins: set[str] = field(default_factory=set)
     credentials: bool = False  # some call carried cookies: its rule needs allow_credentials = true
 
@@ -106,15 +106,15 @@ class Report:
         for finding in findings:
             verdict = record.verdicts.get(finding.reason)
             if verdict is None:
-                verdict = record.verdicts[finding.reason] = Verdict(0, clip(f"{example}: {finding}", 300))
+                verdict = record.verdicts[finding.reason] = Tally(0, clip(f"{example}: {finding}", 300))
                 new.append(finding.reason)
             verdict.count += 1
         return new
 
-    def record(self, call: Call, findings: list[Finding] | None) -> list[Verdict]:
+    def record(self, call: Call, findings: list[Finding] | None) -> list[Tally]:
         """Count the call's verdicts and add what it asked for to its API's policy. `findings`
         None: the answer was not checked (the proxy gave it). Returns the verdicts counted, so
-        the same call seen again can be counted with `Verdict.count += 1` alone."""
+        the same call seen again can be counted with `Tally.count += 1` alone."""
         record = self._api(call.api)
         if record is None:
             return []
@@ -125,7 +125,7 @@ class Report:
             verdict = record.verdicts.get(name)
             if verdict is None:
                 example = f"{call.example}: {details[name]}" if name in details else call.example
-                verdict = record.verdicts[name] = Verdict(0, clip(example, 300))
+                verdict = record.verdicts[name] = Tally(0, clip(example, 300))
             verdict.count += 1
             counted.append(verdict)
         self._shape(record, call)

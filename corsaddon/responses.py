@@ -1,6 +1,5 @@
 """Responses the addon gives or reshapes itself (the locally answered preflight,
-a readable error, a refused preflight turned into an ok one), and the comment
-it leaves on the flows it handles.
+a readable error, a refused preflight turned into an ok one).
 
 `preflight_response` is the one place that reaches into mitmproxy's internals
 (for the hook-cost target); tests/test_responses.py proves, on each supported
@@ -59,7 +58,3 @@ def make_ok(response: http.Response) -> None:
 
 def discard_body(chunk: bytes) -> bytes:
     return b""
-
-
-def add_comment(flow: http.HTTPFlow, text: str) -> None:
-    flow.comment = f"{flow.comment}\n{text}" if flow.comment else text

@@ -2,10 +2,10 @@
 
 mitmproxy answers a request it cannot forward with its own error page, which no
 hook sees and which carries no CORS headers, so the browser reports a CORS error
-and hides the cause. `UpstreamHealth` is a small addon of its own: its connection
-hooks note which upstreams failed; while one stays down, the flow hooks ask it to
-check that upstream before a matched request goes there, and it answers with a
-readable error the page's JavaScript can see. A healthy upstream is never checked.
+and hides the cause. `UpstreamHealth` is a part the main addon calls: from mitmproxy's
+connection hooks it notes which upstreams failed; while one stays down, the flow hooks
+ask it to check that upstream before a matched request goes there, and it answers with
+a readable error the page's JavaScript can see. A healthy upstream is never checked.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mitmproxy import ctx, http
 
@@ -24,6 +23,9 @@ from .patterns import MAX_HOST
 from .policy import Decision, Kind
 from .quote import clip
 from .responses import preflight_response, text_response
+
+if TYPE_CHECKING:
+    from .shared import Shared
 
 logger = logging.getLogger(__name__)
 
@@ -55,20 +57,19 @@ class ProbeFailure(NamedTuple):
 class UpstreamHealth:
     """Upstreams mitmproxy failed to reach, until a connection to them succeeds again.
 
-    `covers(host, port)` says whether a rule names the host, so a failure is
-    worth a warning (else it is logged at debug); `verifies(host, port)` whether
-    its certificate is checked (rule key upstream_tls_verify).
+    A failure is worth a warning when a rule in force names the host (else it is
+    logged at debug); the probe checks the certificate unless the rule says not to
+    (rule key upstream_tls_verify).
     """
 
-    def __init__(self, covers: Callable[[str, int], bool], verifies: Callable[[str, int], bool]) -> None:
-        self.covers = covers
-        self.verifies = verifies
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
         self.failures: dict[Address, ConnectFailure] = {}
 
     def is_down(self, address: Address) -> bool:
         return address in self.failures
 
-    # -- mitmproxy's connection hooks --------------------------------------
+    # -- mitmproxy's connection hooks, called by the main addon's --------------
 
     def server_connect_error(self, data) -> None:
         self._failed(data.server, "connection failed", over_tls=False)
@@ -93,7 +94,7 @@ class UpstreamHealth:
         host, port = clip(address[0]), address[1]
         reason = clip(server.error or fallback_reason, 300)
         if address not in self.failures:
-            level = logging.WARNING if self.covers(host, port) else logging.DEBUG
+            level = logging.WARNING if self.shared.ruleset.covers(host, port) else logging.DEBUG
             if reason.startswith("Certificate verify failed"):
                 logger.log(
                     level,
@@ -117,7 +118,11 @@ class UpstreamHealth:
         failure = self.failures.get(address)
         # A TCP connection proves nothing about a TLS failure; a TLS handshake proves both.
         if failure is not None and (over_tls or not failure.over_tls):
-            del self.failures[address]
+            self._forget(address)
+
+    def _forget(self, address: Address) -> None:
+        """`address` was reached: no longer down."""
+        if self.failures.pop(address, None) is not None:
             logger.info(f"cors: {clip(address[0])}:{address[1]} is reachable again")
 
     # -- called by the flow hooks ------------------------------------------
@@ -145,7 +150,7 @@ class UpstreamHealth:
         known = self.failures.get(address)
         context = None
         if use_tls and known is not None and known.over_tls:
-            context = upstream_tls_context(verify=self.verifies(*address))
+            context = upstream_tls_context(verify=not self.shared.ruleset.skips_tls_verify((address,)))
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(*address, ssl=context, server_hostname=server_name if context else None),
@@ -164,8 +169,7 @@ class UpstreamHealth:
         except OSError as e:
             return ProbeFailure(e.strerror or str(e), 502)
         writer.close()
-        if self.failures.pop(address, None) is not None:
-            logger.info(f"cors: {clip(address[0])}:{address[1]} is reachable again")
+        self._forget(address)
         return None
 
 

@@ -8,22 +8,25 @@ rule's hosts skip verification: mitmproxy's global `ssl_insecure` stays off.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mitmproxy import ctx, tls
 from OpenSSL import SSL
 
-from .rules import RuleSet
+if TYPE_CHECKING:
+    from .shared import Shared
 
 logger = logging.getLogger(__name__)
 
 
 class UpstreamTlsVerify:
-    def __init__(self, ruleset: Callable[[], RuleSet]) -> None:
-        self.ruleset = ruleset
+    """Called from the main addon's `tls_start_server`."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
 
     def tls_start_server(self, data: tls.TlsData) -> None:
-        ruleset = self.ruleset()
+        ruleset = self.shared.ruleset
         if not ruleset.skips_some_tls_verify or data.ssl_conn is not None or data.is_dtls:
             return
         server = data.conn

@@ -1,13 +1,11 @@
 """The addon driven through mitmproxy's own test helpers (taddons, tflow)."""
 
-import asyncio
 import logging
 import os
-import time
 from pathlib import Path
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import addonmanager, exceptions
 from mitmproxy.test import taddons
 
 from corsaddon import rulesfile
@@ -15,6 +13,7 @@ from corsaddon.addon import CorsAddon
 
 from .flows import API, LOCAL, make_flow, run_hooks
 from .flows import upstream_response as upstream
+from .support import wait_until_async
 
 RULES = """
 [[rules]]
@@ -61,6 +60,21 @@ def test_options_are_declared_with_their_defaults():
     with taddons.context(a) as tctx:
         assert tctx.options.cors_enabled is True
         assert tctx.options.cors_rules.endswith("rules.toml")
+
+
+def test_mitmproxy_walks_one_addon_object_and_gets_every_option_and_command():
+    """Each event mitmproxy dispatches walks every addon object: the parts are called by CorsAddon, not
+    nested, yet their options and commands are mitmproxy's as before."""
+    a = CorsAddon()
+    with taddons.context(a) as tctx:
+        assert [type(x).__name__ for x in addonmanager.traverse([a])] == ["CorsAddon"]
+        for option in ("cors_rules", "cors_enabled", "cors_report", "cors_mark", "cors_flow_log", "cors_discover"):
+            assert option in tctx.options
+        commands = {"cors.toggle", "cors.reload", "cors.status", "cors.report", "cors.allow", "cors.allow.flow"}
+        assert commands | {"cors.browser"} <= set(tctx.master.commands.commands)
+        assert tctx.master.commands.call("cors.report") == a.api_check.report.as_markdown()
+        tctx.options.update(cors_discover=False, cors_mark=False)
+        assert a.discovery.on is False and a.notes.mark is False
 
 
 def test_default_rules_file_is_the_one_in_the_current_directory_else_beside_the_script(tmp_path, monkeypatch):
@@ -373,15 +387,6 @@ async def test_setting_a_broken_file_at_run_time_is_refused_and_the_old_one_stay
         cors.done()
 
 
-async def wait_for(condition, seconds=3.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
-
-
 def answers_preflight(a):
     return run(a, preflight()).response is not None
 
@@ -391,19 +396,19 @@ async def test_watcher_picks_up_in_place_and_rename_saves_and_keeps_rules_on_bro
     try:
         path = Path(cors.rules_file.path)
         path.write_text("enabled = false\n" + RULES)  # in place
-        assert await wait_for(lambda: not answers_preflight(cors))
+        await wait_until_async(lambda: not answers_preflight(cors), 3)
         temp = tmp_path / "rules.toml.tmp"
         temp.write_text(RULES)
         os.replace(temp, path)  # how many editors save
-        assert await wait_for(lambda: answers_preflight(cors))
+        await wait_until_async(lambda: answers_preflight(cors), 3)
         path.write_text("[[rules]\n")  # broken
-        assert await wait_for(lambda: "TOML syntax error" in caplog.text)
+        await wait_until_async(lambda: "TOML syntax error" in caplog.text, 3)
         assert answers_preflight(cors)
         path.unlink()
-        assert await wait_for(lambda: "not found; keeping the 1 rule enabled" in caplog.text)
+        await wait_until_async(lambda: "not found; keeping the 1 rule enabled" in caplog.text, 3)
         assert answers_preflight(cors)
         path.write_text("enabled = false\n")  # appears again
-        assert await wait_for(lambda: not answers_preflight(cors))
+        await wait_until_async(lambda: not answers_preflight(cors), 3)
     finally:
         cors.done()
 
@@ -420,7 +425,7 @@ async def test_watcher_follows_a_symlinked_rules_file(tmp_path):
         try:
             assert answers_preflight(a)
             target.write_text("enabled = false\n")
-            assert await wait_for(lambda: not answers_preflight(a))
+            await wait_until_async(lambda: not answers_preflight(a), 3)
         finally:
             a.done()
 
@@ -430,7 +435,7 @@ async def test_the_file_is_watched_while_cors_is_disabled(cors):
     cors.running()
     try:
         Path(cors.rules_file.path).write_text("enabled = false\n" + RULES)
-        assert await wait_for(lambda: not cors.ruleset.enabled)
+        await wait_until_async(lambda: not cors.ruleset.enabled, 3)
     finally:
         cors.done()
 

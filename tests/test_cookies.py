@@ -10,7 +10,6 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import taddons
 
 from corsaddon.addon import CorsAddon
-from corsaddon.cookies import SessionCookies
 from corsaddon.parsing import parse
 from corsaddon.rulesfile import compile_filter
 from corsaddon.schema import Cookies
@@ -71,7 +70,7 @@ cookies = "{mode}"
 
 
 def through_addon(mode: str, url: str, set_cookie: str, browser_url: str = "", times: int = 1):
-    """The response's Set-Cookie fields after the addon and its SessionCookies ran, as mitmproxy orders them.
+    """The response's Set-Cookie fields after the addon's hooks ran (its responseheaders applies rule key cookies).
     `browser_url`: where the browser reached the proxy, in reverse mode (default: `url`, as a regular proxy)."""
     addon = CorsAddon()
     with taddons.context(addon) as tctx:
@@ -86,7 +85,6 @@ def through_addon(mode: str, url: str, set_cookie: str, browser_url: str = "", t
             flow.client_conn.timestamp_tls_setup = 1.0 if (browser_url or url).startswith("https:") else None
             fields = [("Set-Cookie", set_cookie), ("Set-Cookie", "plain=1")]
             run_hooks(addon, flow, upstream_response(headers=fields))
-            next(a for a in addon.addons if isinstance(a, SessionCookies)).responseheaders(flow)
         return flow.response.headers.get_all("set-cookie"), flow.comment
 
 

@@ -25,10 +25,8 @@ from corsaddon.browser import BrowserCommand, regular_proxy_address
 from .browser import CHROMIUM, FETCH, require_chromium
 from .certs import make_server_cert
 from .proxy import ROOT, free_port
+from .support import MAKE, VENV, session_processes, wait_until
 from .upstream import Upstream
-
-MAKE = shutil.which("make") or "/usr/bin/make"
-VENV = str(Path(sys.executable).parent.parent)
 
 
 def stand_in(directory: Path, name: str) -> Path:
@@ -186,11 +184,11 @@ def test_a_failing_cors_browser_logs_one_line_and_the_proxy_goes_on(tmp_path, ca
     with taddons.context(addon) as tctx:
         tctx.options.update(confdir=str(tmp_path))
         with caplog.at_level(logging.INFO):
-            tctx.command(addon.addons[-1].browser, "about:blank", "/no/such/browser")
+            tctx.command(addon.browser_command.browser, "about:blank", "/no/such/browser")
         assert "cors: cors.browser: BROWSER=/no/such/browser: no such browser" in caplog.text
         tctx.options.update(mode=["reverse:http://127.0.0.1:9"])
         caplog.clear()
-        tctx.command(addon.addons[-1].browser)
+        tctx.command(addon.browser_command.browser)
         assert "not as a regular proxy, so a browser cannot use it as its proxy; add --mode regular" in caplog.text
 
 
@@ -198,6 +196,18 @@ def test_the_proxy_address_for_the_browser_comes_from_the_first_regular_mode():
     assert regular_proxy_address(["regular"], "", None) == ("127.0.0.1", 8080)
     assert regular_proxy_address(["reverse:http://x@9000", "regular@8081"], "127.0.0.1", 8080) == ("127.0.0.1", 8081)
     assert regular_proxy_address(["regular@127.0.0.2:8082"], "", None) == ("127.0.0.2", 8082)
+
+
+def test_the_proxy_address_is_read_as_mitmproxy_reads_the_mode():
+    """ProxyMode.parse: mode names in any case, every spelling of "every interface" means loopback here,
+    --listen-host and --listen-port when the mode names neither, and specs mitmproxy refuses are skipped."""
+    assert regular_proxy_address(["reverse:http://x@9000", "Regular@0.0.0.0:8081"], "", None) == ("127.0.0.1", 8081)
+    assert regular_proxy_address(["regular@:::8083"], "127.0.0.2", None) == ("127.0.0.1", 8083)
+    assert regular_proxy_address(["regular"], "0", 8084) == ("127.0.0.1", 8084)
+    assert regular_proxy_address(["regular@8085"], "127.0.0.2", 9000) == ("127.0.0.2", 8085)
+    assert regular_proxy_address(["nonsense@1", "regular@99999", "regular"], "::1", None) == ("::1", 8080)
+    with pytest.raises(ValueError, match="runs as upstream:http://x, not as a regular proxy"):
+        regular_proxy_address(["upstream:http://x"], "", None)
 
 
 # -- what the browser printed when it fails; the cleanup after it ------------------------------------
@@ -217,20 +227,6 @@ def script(directory: Path, name: str, body: str) -> Path:
     return path
 
 
-def session_processes(sid: int) -> list[int]:
-    """The processes of session `sid` still running (a zombie writes nothing and cannot be ended)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                state, _ppid, _pgrp, session = (entry / "stat").read_text().rpartition(")")[2].split()[:4]
-            except (OSError, ValueError):
-                continue  # gone meanwhile
-            if int(session) == sid and state != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 def running(pid: int) -> bool:
     try:
         return (Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]) != "Z"
@@ -239,11 +235,7 @@ def running(pid: int) -> bool:
 
 
 def wait_for_file(path: Path, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text().strip():
-        assert time.monotonic() < deadline, f"{path} never written"
-        time.sleep(0.05)
-    return path.read_text().strip()
+    return wait_until(lambda: path.exists() and path.read_text().strip(), timeout, message=f"{path} never written")
 
 
 FAILS_AT_ONCE = """
@@ -285,11 +277,11 @@ def test_a_browser_that_fails_at_once_is_logged_by_cors_browser_as_one_error(tmp
 
 def wait_for_errors(caplog, timeout: float = 30) -> list[str]:
     """The error entries logged so far, once there is one (cors.browser's thread logs it)."""
-    deadline = time.monotonic() + timeout
-    while not (errors := [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]):
-        assert time.monotonic() < deadline, f"no error logged:\n{caplog.text}"
-        time.sleep(0.05)
-    return errors
+    return wait_until(
+        lambda: [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR],
+        timeout,
+        message=lambda: f"no error logged:\n{caplog.text}",
+    )
 
 
 def test_only_the_last_twenty_lines_of_a_long_failing_output_are_shown(tmp_path):
@@ -466,12 +458,11 @@ def connect(playwright, port: int):
 
 
 def wait_for_page(browser, url: str):
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for context in browser.contexts:
-            for tab in context.pages:
-                if tab.url == url:
-                    tab.wait_for_load_state()
-                    return tab
-        time.sleep(0.2)
-    raise AssertionError(f"no tab at {url}: {[t.url for c in browser.contexts for t in c.pages]}")
+    def tab():
+        return next((t for c in browser.contexts for t in c.pages if t.url == url), None)
+
+    found = wait_until(
+        tab, 30, 0.2, message=lambda: f"no tab at {url}: {[t.url for c in browser.contexts for t in c.pages]}"
+    )
+    found.wait_for_load_state()
+    return found

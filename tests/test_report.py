@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corsaddon.backendconfig import FRAMEWORKS, Policy
+from corsaddon.backendconfig import FRAMEWORKS, BackendPolicy
 from corsaddon.report import MAX_ITEMS, Call, Report
 from corsaddon.verdict import CorsAsk
 
@@ -67,7 +67,7 @@ def test_caps_keep_the_report_bounded_and_say_so():
 
 
 def test_an_empty_policy_allows_nothing_anywhere():
-    nothing = Policy([], [], [], False, False, 5, [])
+    nothing = BackendPolicy([], [], [], False, False, 5, [])
     for name, render in FRAMEWORKS.items():
         text = render(nothing)
         assert '"*"' not in text and "True" not in text and "true" not in text, name
