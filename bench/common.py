@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import time
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.flows import LOCAL as ORIGIN  # noqa: F401  (the page origin the benchmarks send)
+from tests.support import wait_for_port
 
 
 def interleaved(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
@@ -107,13 +107,3 @@ class Nginx:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from corsaddon.parsing import parse_file
 from corsaddon.rulesfile import compile_filter
 from tests.proxy import Mitmdump, free_port
+from tests.support import wait_until
 
 from .common import ORIGIN, Nginx, median, rss_mb, write_rules
 
@@ -54,13 +55,12 @@ class Traffic(threading.Thread):
             time.sleep(0.002)
 
     def first_after(self, t: float, cors: bool, timeout: float = 5.0) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for sent, seen, _, _ in list(self.samples):
-                if sent >= t and seen is cors:
-                    return sent - t
-            time.sleep(0.005)
-        raise RuntimeError("the new rules never took effect")
+        """Seconds from `t` to the first request sent after it whose answer says `cors`."""
+
+        def first_sent() -> float | None:
+            return next((sent for sent, seen, _, _ in list(self.samples) if sent >= t and seen is cors), None)
+
+        return wait_until(first_sent, timeout, 0.005, "the new rules never took effect") - t
 
 
 def save(path: Path, text: str, way: str) -> float:

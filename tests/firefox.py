@@ -10,6 +10,7 @@ is not on loopback (tests/loopback_guard.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -18,12 +19,13 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .support import wait_until
 
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox") or "/usr/bin/firefox-esr"
 
@@ -200,11 +202,9 @@ class ProcessGroup:
             os.killpg(self.leader, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if popen.poll() is not None and not self.alive():
-                return []
-            time.sleep(0.1)
+        with contextlib.suppress(AssertionError):  # what is left after `timeout` gets SIGKILL
+            wait_until(lambda: popen.poll() is not None and not self.alive(), timeout, 0.1)
+            return []
         killed = self.alive()
         for pid in killed:
             try:

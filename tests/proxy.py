@@ -14,6 +14,9 @@ from pathlib import Path
 from mitmproxy import io
 from mitmproxy.http import HTTPFlow
 
+from .flows import LOCAL
+from .support import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
 MITMWEB = str(Path(sys.executable).parent / "mitmweb")
@@ -80,17 +83,21 @@ class Mitmdump:
             return "\n".join(self.lines)
 
     def wait_for_log(self, pattern: str, timeout: float = 15.0, after: int = 0) -> str:
-        """The first line (from line number `after` on) matching the regex `pattern`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The first line (from line number `after` on) matching the regex `pattern`; fails a second
+        after mitmdump exited (its last lines read by then)."""
+        failure = lambda: f"no log line matching {pattern!r}; mitmdump said:\n{self.output}"  # noqa: E731
+        started = time.monotonic()
+
+        def matching_line() -> str | None:
             with self.lock:
                 for line in self.lines[after:]:
                     if re.search(pattern, line):
                         return line
-            if self.process.poll() is not None and time.monotonic() > deadline - timeout + 1:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"no log line matching {pattern!r}; mitmdump said:\n{self.output}")
+            if self.process.poll() is not None and time.monotonic() > started + 1:
+                raise AssertionError(failure())
+            return None
+
+        return wait_until(matching_line, timeout, 0.02, failure)
 
     def mark(self) -> int:
         with self.lock:
@@ -146,6 +153,39 @@ def _split(url: str) -> tuple[str, int, str]:
     m = re.fullmatch(r"http://([^/:]+):(\d+)(/.*)?", url)
     assert m, url
     return m.group(1), int(m.group(2)), m.group(3) or "/"
+
+
+# -- one flow of each decision (tests/test_ui.py, tools/screenshot_mitmweb.py) -------------------------
+
+DECISION_RULES = """
+[[rules]]
+name = "strip"
+hosts = ["127.0.0.1:{port}"]
+paths = ["/strip/*"]
+action = "strip"
+
+[[rules]]
+name = "observe"
+hosts = ["127.0.0.1:{port}"]
+paths = ["/observe/*"]
+action = "observe"
+
+[[rules]]
+name = "api"
+hosts = ["127.0.0.1:{port}"]
+"""
+EVIL = "https://evil.example"
+
+
+def one_flow_per_decision(proxy: int, api: int) -> None:
+    """Through the proxy on port `proxy` to the API on port `api`, on `DECISION_RULES`: a preflight
+    answered, CORS set, an origin refused, CORS stripped, a flow observed; each in turn."""
+    base = f"http://127.0.0.1:{api}"
+    fetch("OPTIONS", f"{base}/v1/users", {"Origin": LOCAL, "Access-Control-Request-Method": "PUT"}, proxy=proxy)
+    fetch("GET", f"{base}/v1/users", {"Origin": LOCAL}, proxy=proxy)
+    fetch("GET", f"{base}/v1/evil", {"Origin": EVIL}, proxy=proxy)
+    fetch("GET", f"{base}/strip/x", {"Origin": LOCAL}, proxy=proxy)
+    fetch("GET", f"{base}/observe/x", {"Origin": LOCAL}, proxy=proxy)
 
 
 def saved_flows(path: Path) -> list[HTTPFlow]:

@@ -17,6 +17,7 @@ import pytest
 from .browser import Browser
 from .certs import make_server_cert, spki_hash
 from .proxy import Mitmdump
+from .support import wait_until
 from .upstream import Upstream
 
 pytestmark = pytest.mark.browser
@@ -253,9 +254,7 @@ def test_live_reload_switches_the_browser_calls_off_and_on(playwright, servers, 
 
     def seconds_until(expected: bool) -> float:
         start = time.monotonic()
-        while passes() is not expected:
-            assert time.monotonic() - start < 10, proxy.output
-            time.sleep(0.05)
+        wait_until(lambda: passes() is expected, 10, 0.05, lambda: proxy.output)
         return time.monotonic() - start
 
     def save(text: str) -> None:

@@ -29,6 +29,7 @@ from mitmproxy.utils.emoji import emoji
 
 from .browser import Browser
 from .proxy import MITMWEB, Mitmdump, fetch, free_port, saved_flows
+from .support import wait_until
 from .upstream import Upstream
 
 ORIGIN = "http://localhost:5173"  # a dev server: admitted by the built-in [defaults] allow_origins
@@ -419,12 +420,14 @@ def web(tmp_path_factory):
 def wait_until_allowed(url: str, proxy_port: int) -> float:
     """Poll the call through the proxy until its answer allows ORIGIN; the seconds it took."""
     start = time.monotonic()
-    while True:
-        reply = fetch("GET", url, {"Origin": ORIGIN}, proxy=proxy_port)
-        if reply.get("access-control-allow-origin") == ORIGIN:
-            return time.monotonic() - start
-        assert time.monotonic() - start < RELOAD_DEADLINE, f"not in force after {RELOAD_DEADLINE} s: {reply.fields}"
-        time.sleep(0.1)
+    replies = []
+
+    def allowed() -> bool:
+        replies.append(fetch("GET", url, {"Origin": ORIGIN}, proxy=proxy_port))
+        return replies[-1].get("access-control-allow-origin") == ORIGIN
+
+    wait_until(allowed, RELOAD_DEADLINE, 0.1, lambda: f"not in force after {RELOAD_DEADLINE} s: {replies[-1].fields}")
+    return time.monotonic() - start
 
 
 def test_mitmweb_names_the_host_then_cors_allow_over_rest_puts_a_rule_in_force(web):
@@ -517,10 +520,14 @@ def test_chromium_call_fails_then_passes_after_cors_allow_without_a_restart(play
             assert appended_block(host).fullmatch(rules.read_bytes()[len(ORIGINAL) :])
             proxy.wait_for_log(re.escape(f"cors: loaded {rules}: 2 rules enabled"), after=mark)  # the watcher
 
-            start = time.monotonic()
-            while not (result := browser.fetch(page, url))["ok"]:
-                assert time.monotonic() - start < RELOAD_DEADLINE, result
-                time.sleep(0.1)
+            results = []
+
+            def passes() -> bool:
+                results.append(browser.fetch(page, url))
+                return results[-1]["ok"]
+
+            wait_until(passes, RELOAD_DEADLINE, 0.1, lambda: str(results[-1]))
+            result = results[-1]
             assert result["status"] == 200, result
             assert json.loads(result["body"])["origin"] == origin
             assert browser.page_url == page  # the same page, never reloaded

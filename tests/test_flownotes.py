@@ -3,6 +3,7 @@ through mitmproxy's test helpers (the real UIs: tests/test_ui.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -113,17 +114,37 @@ def test_a_hostile_origin_is_quoted_and_cut_short_in_the_comment(cors):
     assert len(first) < 300
 
 
-def test_a_replayed_flow_keeps_one_comment_and_is_not_counted_again(cors):
+def test_a_replayed_flow_keeps_one_comment_and_is_not_counted_again(cors, tmp_path):
     f = preflight()
     f.comment = "my own note"
     run_hooks(cors, f)
     first = f.comment
+    replay(cors, f)
+    assert f.comment == first and f.comment.startswith("my own note\npreflight answered")
+    g = run_hooks(cors, get(), upstream())
+    replay(cors, g, upstream())
+    assert cors.ruleset.hits[2] == 2
+    assert report_counts(cors, tmp_path) == {"not checked": 1, "no Access-Control-Allow-Origin": 1}
+    run_hooks(cors, preflight())  # the same call again, not a replay: counted
+    run_hooks(cors, get(), upstream())
+    assert cors.ruleset.hits[2] == 4
+    assert report_counts(cors, tmp_path) == {"not checked": 2, "no Access-Control-Allow-Origin": 2}
+
+
+def replay(cors, f, answer=None):
+    """The flow again, as mitmproxy's client replay plays it: the same flow, its response dropped."""
     f.is_replay = "request"
     f.response = None
-    run_hooks(cors, f)
-    assert f.comment == first and f.comment.startswith("my own note\npreflight answered")
-    assert cors.ruleset.hits[2] == 1
-    assert cors.api_check.report.apis  # the report counted the first, and the replay did not add to it
+    run_hooks(cors, f, answer)
+
+
+def report_counts(cors, tmp_path) -> dict[str, int]:
+    """The calls counted per verdict in the report cors.report writes (JSON), for the one API."""
+    path = tmp_path / "report.json"
+    cors.tctx.options.update(cors_report=str(path))
+    cors.tctx.master.commands.call("cors.report")
+    (api,) = json.loads(path.read_text())["apis"].values()
+    return {v["reason"].split(" (")[0]: v["count"] for v in api["verdicts"]}
 
 
 def test_flows_passing_while_the_addon_is_off_say_so(cors):

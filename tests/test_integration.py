@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 
 import pytest
 from mitmproxy import http, io
@@ -13,6 +12,7 @@ from mitmproxy.test import tflow
 
 from .flows import LOCAL
 from .proxy import MITMDUMP, ROOT, Mitmdump, fetch, free_port
+from .support import wait_until
 from .upstream import Upstream
 
 
@@ -143,22 +143,19 @@ def test_live_edit_takes_effect_and_a_broken_edit_keeps_the_rules(start_proxy, u
     def allowed() -> bool:
         return fetch("GET", url, {"Origin": LOCAL}, proxy=proxy.port).get("Access-Control-Allow-Origin") == LOCAL
 
-    def wait_until(expected: bool) -> None:
-        deadline = time.monotonic() + 5
-        while allowed() is not expected:
-            assert time.monotonic() < deadline, proxy.output
-            time.sleep(0.05)
+    def wait_until_allowed(expected: bool) -> None:
+        wait_until(lambda: allowed() is expected, 5, 0.05, lambda: proxy.output)
 
     assert allowed()
     mark = proxy.mark()
     proxy.rules.write_text("enabled = false\n" + rules_text(upstream.port))
-    wait_until(False)
+    wait_until_allowed(False)
     assert proxy.wait_for_log(r"cors: loaded .*rules\.toml: switched off", after=mark)
 
     tmp = proxy.rules.with_suffix(".swp")
     tmp.write_text(rules_text(upstream.port))
     os.replace(tmp, proxy.rules)  # save by rename
-    wait_until(True)
+    wait_until_allowed(True)
 
     mark = proxy.mark()
     proxy.rules.write_text(rules_text(upstream.port, extra="max_age = -1"))

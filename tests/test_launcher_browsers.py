@@ -19,7 +19,6 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from .browser import CHROMIUM, require_chromium
 from .certs import make_self_signed
 from .firefox import FIREFOX, require_firefox
 from .proxy import ROOT, Mitmdump
-from .test_launcher import MAKE, VENV, session_processes
+from .support import MAKE, VENV, session_processes, wait_until
 from .upstream import Upstream
 
 pytestmark = pytest.mark.browser
@@ -205,13 +204,17 @@ upstream_tls_verify = false
 
 def first_report(page: PageServer, launcher: subprocess.Popen, lines: list[str]) -> dict:
     """What the page's script saw, once it reports it; fails at once when make browser exits first."""
-    deadline = time.monotonic() + 90
-    while launcher.poll() is None and time.monotonic() < deadline:
+    failure = lambda: f"the page never reported; make browser said:\n{''.join(lines)}"  # noqa: E731
+
+    def report() -> dict | None:
+        if launcher.poll() is not None:
+            raise AssertionError(failure())
         try:
             return page.reports.get(timeout=0.5)
         except queue.Empty:
-            pass
-    raise AssertionError(f"the page never reported; make browser said:\n{''.join(lines)}")
+            return None
+
+    return wait_until(report, 90, 0, failure)
 
 
 @contextlib.contextmanager
@@ -283,7 +286,8 @@ def sigterm_once(proxy: Mitmdump, page: PageServer, temp: Path, attempt: int) ->
     try:
         assert page.pages_served.acquire(timeout=90), "Firefox never asked for the page"
         profile = profile_of(lines, "-profile ")
-        wait_until(lambda: any(profile.glob("storage/default/*localhost*/idb/*")), "the page never wrote its data")
+        stored = lambda: any(profile.glob("storage/default/*localhost*/idb/*"))  # noqa: E731
+        wait_until(stored, 60, 0.1, "the page never wrote its data")
         sid = browser_session(profile)
         firefox = session_processes(sid)
         helpers = [helper for pid in firefox for helper in crash_helpers(pid)]
@@ -295,11 +299,5 @@ def sigterm_once(proxy: Mitmdump, page: PageServer, temp: Path, attempt: int) ->
     assert list(temp.glob("cors-addon-browser-*")) == [], f"attempt {attempt}: the profile is left:\n{output}"
     assert "could not remove" not in output and "exited with" not in output, output
     # The crash helper (in a session of its own) exits once Firefox has: waited for, within a limit.
-    wait_until(lambda: not any(Path(f"/proc/{h}").exists() for h in helpers), "Firefox's crash helper stays")
-
-
-def wait_until(condition, failure: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.1)
+    gone = lambda: not any(Path(f"/proc/{h}").exists() for h in helpers)  # noqa: E731
+    wait_until(gone, 60, 0.1, "Firefox's crash helper stays")

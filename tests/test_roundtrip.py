@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from .browser import Browser, require_chromium
 from .nginx import start_nginx
 from .proxy import ROOT, free_port
+from .support import wait_for_port
 from .upstream import Upstream
 
 pytestmark = pytest.mark.browser
@@ -35,18 +34,6 @@ CALLS = [
 
 def calls(browser: Browser, page: str, base: str) -> list[dict]:
     return [browser.fetch(page, base + path, credentials="include", **init) for _, path, init in CALLS]
-
-
-def wait_for_port(port: int, process: subprocess.Popen | None = None, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the server exited: {process.stdout.read() if process.stdout else ''}")
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
 
 
 # The same API in each framework: GET /items, PUT /items/<id>, DELETE /items/<id>, all JSON.

@@ -7,44 +7,17 @@ import json
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 from mitmproxy.version import VERSION
 
 from .browser import CHROMIUM, require_chromium
 from .flows import LOCAL
-from .proxy import MITMPROXY, MITMWEB, Mitmdump, fetch, free_port
+from .proxy import DECISION_RULES as RULES
+from .proxy import EVIL, MITMPROXY, MITMWEB, Mitmdump, fetch, free_port
+from .proxy import one_flow_per_decision as traffic
+from .support import wait_until
 from .upstream import Upstream
-
-RULES = """
-[[rules]]
-name = "strip"
-hosts = ["127.0.0.1:{port}"]
-paths = ["/strip/*"]
-action = "strip"
-
-[[rules]]
-name = "observe"
-hosts = ["127.0.0.1:{port}"]
-paths = ["/observe/*"]
-action = "observe"
-
-[[rules]]
-name = "api"
-hosts = ["127.0.0.1:{port}"]
-"""
-EVIL = "https://evil.example"
-
-
-def traffic(proxy: int, api: int) -> None:
-    """One flow of each decision, through the proxy."""
-    base = f"http://127.0.0.1:{api}"
-    fetch("OPTIONS", f"{base}/v1/users", {"Origin": LOCAL, "Access-Control-Request-Method": "PUT"}, proxy=proxy)
-    fetch("GET", f"{base}/v1/users", {"Origin": LOCAL}, proxy=proxy)
-    fetch("GET", f"{base}/v1/evil", {"Origin": EVIL}, proxy=proxy)
-    fetch("GET", f"{base}/strip/x", {"Origin": LOCAL}, proxy=proxy)
-    fetch("GET", f"{base}/observe/x", {"Origin": LOCAL}, proxy=proxy)
 
 
 def flow_lines(port: int) -> list[str]:
@@ -78,11 +51,10 @@ def test_cors_flow_log_off_leaves_only_the_first_time_notices(start_proxy, optio
         proxy = start_proxy(RULES.format(port=api.port), "--set", option)
         traffic(proxy.port, api.port)
         proxy.wait_for_log(re.escape(f"origin '{EVIL}' is not in allow_origins"))
-        fetch("GET", f"http://127.0.0.1:{api.port}/v1/last", {"Origin": LOCAL}, proxy=proxy.port)
-        if option != "flow_detail=0":
-            proxy.wait_for_log(r"GET http://127\.0\.0\.1:\d+/v1/last")  # mitmdump's own line for the last flow
-        else:
-            time.sleep(1)
+        # The sync point: a first-time notice, logged as the next flow arrives. A flow's line is logged in
+        # `responseheaders`, before its answer goes back; so by then every earlier flow's line would be out.
+        fetch("GET", f"http://127.0.0.1:{api.port}/v1/last", {"Origin": "https://last.example"}, proxy=proxy.port)
+        proxy.wait_for_log(re.escape("origin 'https://last.example' is not in allow_origins"))
     assert not re.search(r"cors: (GET|OPTIONS) 127\.0\.0\.1", proxy.output), proxy.output
 
 
@@ -203,12 +175,12 @@ def test_mitmweb_status_reads_as_lines_and_a_replay_changes_no_comment_or_count(
     flow = web.flows()["GET /v1/users"]
     before = flow["comment"]
     web.rest("POST", f"/flows/{flow['id']}/replay")
-    deadline = time.monotonic() + 10
-    while (web.flows()["GET /v1/users"].get("response") or flow["response"])["timestamp_start"] == flow["response"][
-        "timestamp_start"
-    ]:
-        assert time.monotonic() < deadline, "the replay did not finish"
-        time.sleep(0.1)
+
+    def replay_answered() -> bool:
+        response = web.flows()["GET /v1/users"].get("response") or flow["response"]
+        return response["timestamp_start"] != flow["response"]["timestamp_start"]
+
+    wait_until(replay_answered, 10, 0.1, "the replay did not finish")
     assert web.flows()["GET /v1/users"]["comment"] == before
     assert json.loads(web.command("cors.status"))[3] == "rule 'api': on, inject, 3 hits"
     assert web.command("cors.toggle") == '"cors: off (cors_enabled = false): every flow passes untouched; ' \
@@ -292,16 +264,18 @@ def test_console_shows_toggle_in_the_status_bar_and_status_as_lines(tmp_path):
 
 def type_command(session: str, text: str) -> None:
     subprocess.run(["tmux", "send-keys", "-t", session, ":"], check=True)
-    time.sleep(0.3)
+    prompt = lambda: screen(session).rstrip("\n").split("\n")[-1].strip() == ":"  # noqa: E731
+    wait_until(prompt, 10, 0.05, lambda: f"no command prompt:\n{screen(session)}")
     subprocess.run(["tmux", "send-keys", "-t", session, text, "Enter"], check=True)
 
 
+def screen(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True).stdout
+
+
 def wait_for_screen(session: str, text: str, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        screen = subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True).stdout
-        if text in screen:
-            return screen
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not on the screen:\n{screen}")
-        time.sleep(0.1)
+    def showing() -> str:
+        shown = screen(session)
+        return shown if text in shown else ""
+
+    return wait_until(showing, timeout, 0.1, lambda: f"{text!r} not on the screen:\n{screen(session)}")

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from .proxy import free_port
+from .support import wait_until
 
 DRIVER = shutil.which("WebKitWebDriver") or "/usr/bin/WebKitWebDriver"
 XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
@@ -141,9 +142,9 @@ class Processes:
                 os.killpg(leader, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + END_TIMEOUT
-        while (left := self.alive()) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with suppress(AssertionError):  # what is left after END_TIMEOUT gets SIGKILL
+            wait_until(lambda: not self.alive(), END_TIMEOUT, 0.1)
+        left = self.alive()
         for entry in left:
             try:
                 os.kill(int(entry.split()[0]), signal.SIGKILL)
@@ -238,16 +239,19 @@ class WebKit:
         return port
 
     def _wait_for_driver(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
+        failure = lambda: f"WebKitWebDriver did not start:\n{self.log('driver.log')}"  # noqa: E731
+
+        def ready() -> bool:
             try:
                 if self.call("GET", "/status", timeout=5).get("ready"):
-                    return
+                    return True
             except (OSError, WebDriverError):
                 pass
-            if self.popens[-1].poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"WebKitWebDriver did not start:\n{self.log('driver.log')}")
-            time.sleep(0.1)
+            if self.popens[-1].poll() is not None:
+                raise AssertionError(failure())
+            return False
+
+        wait_until(ready, START_TIMEOUT, 0.1, failure)
 
     def log(self, name: str = "driver.log", last: int = 3000) -> str:
         try:

@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.browser import CHROMIUM  # noqa: E402
-from tests.proxy import MITMWEB, Mitmdump, free_port  # noqa: E402
-from tests.test_ui import RULES, traffic  # noqa: E402
+from tests.proxy import DECISION_RULES, MITMWEB, Mitmdump, free_port, one_flow_per_decision  # noqa: E402
 from tests.upstream import Upstream  # noqa: E402
 
 COLUMNS = ("icon", "path", "method", "status", "comment")
@@ -28,7 +27,7 @@ COLUMNS = ("icon", "path", "method", "status", "comment")
 def main(target: Path = ROOT / "docs" / "mitmweb-flows.png") -> None:
     with tempfile.TemporaryDirectory() as directory, Upstream() as api, sync_playwright() as p:
         rules = Path(directory, "rules.toml")
-        rules.write_text(RULES.format(port=api.port))
+        rules.write_text(DECISION_RULES.format(port=api.port))
         web_port = free_port()
         columns = [arg for name in COLUMNS for arg in ("--set", f"web_columns={name}")]
         proxy = Mitmdump(
@@ -37,7 +36,7 @@ def main(target: Path = ROOT / "docs" / "mitmweb-flows.png") -> None:
         ).start()  # fmt: skip
         try:
             token = re.search(r"\?token=(\w+)", proxy.wait_for_log("Web server listening at")).group(1)
-            traffic(proxy.port, api.port)
+            one_flow_per_decision(proxy.port, api.port)
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 345}, device_scale_factor=1)
             page.goto(f"http://127.0.0.1:{web_port}/?token={token}")
