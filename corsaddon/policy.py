@@ -137,7 +137,8 @@ class Decision:
     kind: Kind
     answers: RuleAnswers
     request: CorsRequest = NO_CORS_HEADERS
-    origin: str | None = None  # the request's Origin; for DISALLOWED and OBSERVE, all its Origin headers joined by ", "
+    # The request's Origin headers joined by ", " (a browser sends one); None without, and for STRIP, which reads none.
+    origin: str | None = None
     allow_origin: str | None = None  # the Access-Control-Allow-Origin to send
 
     @property
@@ -163,15 +164,16 @@ def decide(rule: Rule, method: str, request: CorsRequest, answers: RuleAnswers |
         answers = RuleAnswers()
     if rule.action is Action.STRIP:
         return Decision(rule, Kind.STRIP, answers, request)
-    if rule.action is Action.OBSERVE:
-        return Decision(rule, Kind.OBSERVE, answers, request, ", ".join(request.origins) or None)
     origins = request.origins
+    origin = origins[0] if len(origins) == 1 else None  # the one a browser sends
+    shown = origin if origin is not None else ", ".join(origins) or None
+    if rule.action is Action.OBSERVE:
+        return Decision(rule, Kind.OBSERVE, answers, request, shown)
     if not origins:
         return Decision(rule, Kind.NO_ORIGIN, answers, request, allow_origin="*" if rule.wildcard_answer else None)
-    origin = origins[0] if len(origins) == 1 else None
     allow_origin = allowed_origin(rule, origin, answers) if origin is not None else None
     if allow_origin is None:
-        return Decision(rule, Kind.DISALLOWED, answers, request, origin if origin is not None else ", ".join(origins))
+        return Decision(rule, Kind.DISALLOWED, answers, request, shown)
     if method == "OPTIONS" and request.method is not None:
         kind = Kind.ANSWER_PREFLIGHT if rule.preflight is Preflight.ANSWER else Kind.FORWARD_PREFLIGHT
         return Decision(rule, kind, answers, request, origin, allow_origin)
