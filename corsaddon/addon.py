@@ -108,8 +108,10 @@ class CorsAddon:
 
     def done(self) -> None:
         self.rules_file.stop_watching()
-        self.api_check.done()
-        self.browser_command.done()
+        try:
+            self.api_check.done()
+        finally:  # the browsers cors.browser started end whatever happened to the report
+            self.browser_command.done()
 
     # -- commands ----------------------------------------------------------
 

@@ -55,8 +55,9 @@ def what_rule_decides(rule: Rule) -> str:
     return f"{text}, only for {' and '.join(narrowed)}" if narrowed else text
 
 
-def discovery_line(host: str, origin: str, reason: str, naming: Sequence[Rule]) -> str:
-    """The one log line for a host that fails CORS for the user's page and is no rule's business."""
+def discovery_line(host: str, origin: str, reason: str, naming: Sequence[Rule], cookies: bool = False) -> str:
+    """The one log line for a host that fails CORS for the user's page and is no rule's business.
+    `cookies`: the call carried cookies, so the rule needs allow_credentials (cors.allow adds it)."""
     head = f"cors: {host} fails CORS for {origin} ({reason})"
     enabled = [r for r in naming if r.enabled]
     if enabled:
@@ -64,7 +65,27 @@ def discovery_line(host: str, origin: str, reason: str, naming: Sequence[Rule]) 
         return f"{head}: rule {rule.label} names it but leaves this request out: it {what_rule_decides(rule)}"
     if naming:
         return f"{head} and only the disabled rule {naming[0].label} names it: set enabled = true in that rule"
-    return f"{head} and no rule names it: run cors.allow {host}, or add hosts = [{json.dumps(host)}] to a rule"
+    line = f"{head} and no rule names it: run cors.allow {host}, or add hosts = [{json.dumps(host)}] to a rule"
+    return f"{line} with allow_credentials = true (the call carried cookies)" if cookies else line
+
+
+def nameable(host: str) -> bool:
+    """Whether `cors.allow` would take `host` (host_text's form): the only hosts discovery names."""
+    try:
+        parse_host(host)
+    except AppendRefused:
+        return False
+    return True
+
+
+def host_keys(host: str) -> tuple[tuple[str, int], ...]:
+    """The (host, port) pairs a rule must match to name `host` (host_text's form; no port: 80 or 443);
+    none for what is not a host."""
+    try:
+        pattern = HostPattern.parse(host)
+    except PatternError:
+        return ()
+    return ((pattern.name, pattern.port),) if pattern.port else ((pattern.name, 80), (pattern.name, 443))
 
 
 def discovery_comment(origin: str, findings: str, host: str) -> str:

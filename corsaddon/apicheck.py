@@ -143,12 +143,16 @@ class ApiCheck:
         path = ctx.options.cors_report
         if not path:
             return
-        target = Path(path).expanduser()
+        try:
+            target = Path(path).expanduser()
+        except RuntimeError as e:  # ~nosuchuser/
+            logger.error(f"cors: cannot write the report to {clip(path)}: {e}")
+            return
         text = self.report.as_json() if target.suffix == ".json" else self.report.as_markdown()
         try:
             target.write_text(text, encoding="utf-8", errors="backslashreplace")
-        except OSError as e:
-            logger.error(f"cors: cannot write the report to {clip(str(target))}: {e.strerror or e}")
+        except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+            logger.error(f"cors: cannot write the report to {clip(str(target))}: {getattr(e, 'strerror', None) or e}")
             return
         logger.info(f"cors: report written to {target}")
 

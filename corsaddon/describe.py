@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .headerfields import CORS_PREFIX
 from .patterns import is_browser_origin, origin_of
 from .policy import Decision, Kind
-from .quote import clip, quote
+from .quote import clip, printable, quote
 from .rules import Rule, RuleSet
 from .schema import OriginMode
 
@@ -147,7 +147,8 @@ def comment(outcome_text: str, rule: Rule, check: str = "") -> str:
 
 def flow_line(method: str, host: str, path: str, outcome_text: str, rule: Rule, check: str = "") -> str:
     """The per-flow log line: 'cors: OPTIONS api.example.com/v1/users: preflight answered for ... (rule 'api')'."""
-    line = f"cors: {clip(method, 20)} {clip(host)}{clip(path.partition('?')[0])}: {outcome_text} (rule {rule.label})"
+    target = printable(f"{clip(method, 20)} {clip(host)}{clip(path.partition('?')[0])}")
+    line = f"cors: {target}: {outcome_text} (rule {rule.label})"
     return f"{line}; {check}" if check else line
 
 

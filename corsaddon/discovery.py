@@ -20,7 +20,15 @@ from mitmproxy import command, ctx, exceptions, flow, http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from . import describe
-from .allowrule import AppendRefused, appended, discovery_comment, discovery_line, host_text, parse_host
+from .allowrule import (
+    AppendRefused,
+    appended,
+    discovery_comment,
+    discovery_line,
+    host_text,
+    nameable,
+    parse_host,
+)
 from .apicheck import answered_in_mitmproxy
 from .parsing import RulesError
 from .patterns import HostPattern, is_host_name, normalize_host, origin_of
@@ -69,11 +77,16 @@ class Discovery:
         cors = CorsRequest.read(request.headers.fields)
         if cors.websocket or answered_in_mitmproxy(flow):
             return  # CORS does not apply to a handshake; an answer from mitmproxy says nothing of the API
+        mode = request.headers.get("sec-fetch-mode")
+        if mode and mode.lower() != "cors":
+            return  # a navigation (a form's POST), a no-cors fetch or a beacon: the page reads no answer
         ask = cors.ask(request.method, cors.credentials)
         findings = [f for f in check(ask, response.status_code, cors_fields(response.headers.fields)) if f.reason.fails]
         if not findings:
             return
         name = host_text(request.scheme, normalize_host(host), request.port)
+        if name not in self.report.unnamed and not nameable(name):
+            return  # not what a rule's hosts can hold (".", "[::1"): nothing to name
         if flow.is_replay == "request":  # a replay is not another call
             new = []
         else:
@@ -83,7 +96,8 @@ class Discovery:
         self.shared.notes.write(flow, discovery_comment(origin, text, name), describe.FAILS_CHECK)
         if new:  # one line per host and reason: those of this call not logged before
             reasons = "; ".join(reason.value for reason in new)
-            logger.info(discovery_line(name, origin, reasons, ruleset.naming(host, request.port)))
+            naming = ruleset.naming(host, request.port)
+            logger.info(discovery_line(name, origin, reasons, naming, ask.credentials))
 
     # -- cors.allow ----------------------------------------------------------
 

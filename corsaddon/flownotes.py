@@ -117,8 +117,9 @@ class FlowNotes:
 
 class Notices:
     """Notable events, each logged at `level` the first time and at debug after that (at most
-    NOTE_LIMIT distinct ones are remembered until `forget`). The one way the addon logs a thing once:
-    the decisions' notices (forgotten with each new rule set) and the API check's findings."""
+    NOTE_LIMIT distinct ones are remembered until `forget`): the decisions' notices (forgotten with
+    each new rule set) and the API check's findings. Discovery logs a host's reasons once by the
+    report's own record of them (`Report.record_unnamed`), which it keeps anyway."""
 
     def __init__(self, log: logging.Logger = logger) -> None:
         self.seen: set[tuple[str, ...]] = set()

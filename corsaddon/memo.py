@@ -3,8 +3,9 @@
 Pure: imports nothing from mitmproxy. Browsers send the same few origins, hosts and
 preflights over and over, so a small dict of answers saves most of the work; it is
 emptied when full, so no traffic can make it grow without bound. The one memo mechanism
-of the package, with one size: a memo is kept only where it saves at least 1 µs per flow
-(`python -m bench.ab`), and says so where it is made.
+of the package, with one size: a per-flow memo is kept only where it saves at least 1 µs per
+flow (`python -m bench.ab`), and says so where it is made; the two used while parsing (origin
+lists shared between rules) are kept for the memory and time they save at load, and say so too.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ MAX_ITEMS origins, methods and headers (the report says when a cap was reached).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .backendconfig import FRAMEWORKS, BackendPolicy
@@ -110,6 +111,11 @@ class Report:
                 new.append(finding.reason)
             verdict.count += 1
         return new
+
+    def forget_unnamed(self, named: Callable[[str], bool]) -> None:
+        """Drop the unnamed hosts that `named` says a rule names now."""
+        for host in [h for h in self.unnamed if named(h)]:
+            del self.unnamed[host]
 
     def record(self, call: Call, findings: list[Finding] | None) -> list[Tally]:
         """Count the call's verdicts and add what it asked for to its API's policy. `findings`

@@ -96,17 +96,24 @@ def rewrite_rules_file(path: str, rewrite: Callable[[str], str]) -> str:
     atomically: a temporary file in the same folder, with the file's permissions, renamed over it.
     A missing file is created. RulesError (the file unchanged) when it cannot be read or written, or
     changed meanwhile; whatever `rewrite` raises passes through. Returns the path written."""
-    target = os.path.realpath(path)
     try:
-        with open(target, "rb") as f:
+        target = os.path.realpath(path)
+        # Opened without blocking (a FIFO would wait for a writer), then stat'ed through the same file
+        # before reading: a save that lands after the read then shows as a change, and is not lost.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            before = os.fstat(f.fileno())
+            if not stat.S_ISREG(before.st_mode):
+                raise RulesError(f"{path} is not a regular file")
             data = f.read(MAX_FILE_BYTES + 1)
-        before = os.stat(target)
     except FileNotFoundError:
         data, before = b"", None
     except OSError as e:
         raise RulesError(f"cannot read {path}: {e.strerror or e}") from None
-    if before is not None and not stat.S_ISREG(before.st_mode):
-        raise RulesError(f"{path} is not a regular file")
+    except RulesError:
+        raise
+    except ValueError:  # a NUL in the path
+        raise RulesError(f"{clip(repr(path))} is not a file name") from None
     if before is not None and (not before.st_mode & 0o222 or not os.access(target, os.W_OK)):
         raise RulesError(f"{path} is read-only: make it writable (chmod u+w), or edit it by hand")
     if len(data) > MAX_FILE_BYTES:

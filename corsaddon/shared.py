@@ -7,6 +7,7 @@ one addon, and each event it dispatches walks one object, not seven (see `addon`
 
 from __future__ import annotations
 
+from .allowrule import host_keys
 from .flownotes import FlowNotes, Notices
 from .policy import AnswerMemo
 from .report import Report
@@ -30,6 +31,8 @@ class Shared:
     def put_in_force(self, ruleset: RuleSet) -> None:
         self.ruleset, self.answers = ruleset, AnswerMemo(ruleset)
         self.notices.forget()
+        # Hosts discovery listed that a rule now names are no longer "hosts no rule names" (an index lookup each).
+        self.report.forget_unnamed(lambda host: bool((keys := host_keys(host)) and ruleset.candidates(keys)))
 
     def in_force(self) -> RuleSet:
         return self.ruleset

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .headerfields import CORS_FIRST_BYTES, CORS_PREFIX_BYTES, OWS, Fields, list_elements
-from .quote import clip
+from .quote import clip, printable
 
 SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
 
@@ -41,7 +41,8 @@ class Finding:
     detail: str  # the values seen, for the report and the log
 
     def __str__(self) -> str:
-        return f"{self.reason.value} ({self.detail})" if self.detail else self.reason.value
+        """With the API's values as they came, control characters and undecodable bytes escaped."""
+        return printable(f"{self.reason.value} ({self.detail})") if self.detail else self.reason.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -585,3 +585,14 @@ async def test_the_watcher_puts_the_appended_rule_in_force(cors, caplog):
     assert f"cors: loaded {a.path}: 2 rules enabled" in caplog.text
     again = run_hooks(a, make_flow("GET", f"https://{HOST}/v1/items", [("Origin", PAGE)]), upstream_response())
     assert again.response.headers["Access-Control-Allow-Origin"] == PAGE  # the new rule sets CORS
+
+
+def test_a_rules_path_that_is_a_fifo_is_refused_at_once(tmp_path, cors):
+    import os
+
+    a = cors()
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    a.rules_file.path = str(fifo)
+    with pytest.raises(exceptions.CommandError, match="is not a regular file"):
+        allow(a, "api.other.dev")

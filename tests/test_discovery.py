@@ -149,7 +149,8 @@ def test_a_new_reason_for_the_same_host_logs_one_more_line_with_only_that_reason
     assert discovery_lines(logs) == [
         LINE,
         f"cors: {HOST} fails CORS for {PAGE} ({reason}) and no rule names it: "
-        f'run cors.allow {HOST}, or add hosts = ["{HOST}"] to a rule',
+        f'run cors.allow {HOST}, or add hosts = ["{HOST}"] to a rule with allow_credentials = true '
+        "(the call carried cookies)",
     ]
 
 
@@ -549,3 +550,51 @@ def test_megabyte_values_elsewhere_are_judged_with_short_lines_comments_and_exam
     entry = a.api_check.report.unnamed[HOST]
     assert all(len(v.example) <= 301 for v in entry.verdicts.values())
     assert len(a.api_check.report.as_markdown()) < 10_000
+
+
+# -- found in review -----------------------------------------------------------
+
+
+def test_control_bytes_the_api_sends_are_escaped_in_the_comment_the_report_and_the_log(cors, logs):
+    a = cors()
+    evil = upstream_response(200, [("Access-Control-Allow-Origin", "http://evil\x1b[31mRED\x07")])
+    f = call(a, answer=evil)
+    assert judged(f)
+    written = [f.comment, a.api_check.report.as_markdown(), *cors_lines(logs)]
+    assert "\\x1b[31mRED\\x07" in f.comment
+    assert not any("\x1b" in text or "\x07" in text for text in written), written
+
+
+@pytest.mark.parametrize("mode", ["navigate", "no-cors", "NAVIGATE"])
+def test_a_navigation_or_a_no_cors_fetch_is_not_a_cors_call(cors, logs, mode):
+    a = cors()
+    f = call(a, "POST", headers=[("Origin", PAGE), ("Sec-Fetch-Mode", mode)])
+    assert_left_alone(a, f, logs)
+    assert judged(call(a, "POST", headers=[("Origin", PAGE), ("Sec-Fetch-Mode", "cors")]))
+
+
+@pytest.mark.parametrize("host", [".", "..", "[::1", "a b"])
+def test_a_host_header_no_rule_could_hold_is_not_named(cors, logs, host):
+    a = cors()
+    f = call(a, url="http://127.0.0.1:9/x", host_header=host)
+    assert_left_alone(a, f, logs)
+
+
+def test_a_host_a_reloaded_rule_names_leaves_the_report_list(cors, logs):
+    a = cors()
+    call(a)
+    assert HOST in a.api_check.report.unnamed
+    a.path.write_text(RULES + f'[[rules]]\nname = "now"\nhosts = ["{HOST}"]\n')
+    a.rules_file.load(a.rules_file.path)
+    assert HOST not in a.api_check.report.unnamed
+    assert "Hosts no rule names" not in a.api_check.report.as_markdown()
+
+
+def test_a_report_path_that_cannot_be_a_file_logs_one_error(cors, logs):
+    a = cors()
+    call(a)
+    a.tctx.options.update(cors_report="/tmp/no\0such.md")
+    a.api_check.write()
+    assert [r.getMessage() for r in logs.records if r.levelno >= logging.ERROR][0].startswith(
+        "cors: cannot write the report to"
+    )
