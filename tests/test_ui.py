@@ -193,14 +193,19 @@ def test_mitmweb_status_reads_as_lines_and_a_replay_changes_no_comment_or_count(
 def test_mitmweb_options_switch_cors_enabled_for_the_next_request(mitmweb):
     web, api = mitmweb
     url = f"http://127.0.0.1:{api.port}/v1/after"
+    # mitmweb shows the box as the server has it: a click changes it once the option is set (the log
+    # line says so), which under load can take longer than Playwright's check()/uncheck() wait for.
+    mark = web.proxy.mark()
     modal = web.open_options()
-    modal.locator("input[name=cors_enabled]").uncheck()
+    modal.locator("input[name=cors_enabled]").click()
+    web.proxy.wait_for_log(r"cors: off \(cors_enabled = false\)", after=mark)
     web.page.keyboard.press("Escape")
     assert fetch("GET", url, {"Origin": LOCAL}, proxy=web.proxy.port).get("access-control-allow-origin") is None
-    web.proxy.wait_for_log(r"cors: off \(cors_enabled = false\)")
     assert web.flows()["GET /v1/after"]["comment"] == "passed untouched: cors_enabled is off · cors rule 'api'"
+    mark = web.proxy.mark()
     modal = web.open_options()
-    modal.locator("input[name=cors_enabled]").check()
+    modal.locator("input[name=cors_enabled]").click()
+    web.proxy.wait_for_log(r"cors: on;", after=mark)
     web.page.keyboard.press("Escape")
     assert fetch("GET", url, {"Origin": LOCAL}, proxy=web.proxy.port).get("access-control-allow-origin") == LOCAL
 
