@@ -84,7 +84,7 @@ class Discovery:
         findings = [f for f in check(ask, response.status_code, cors_fields(response.headers.fields)) if f.reason.fails]
         if not findings:
             return
-        name = host_text(request.scheme, normalize_host(host), request.port)
+        name = rule_host(request, host)
         if name not in self.report.unnamed and not nameable(name):
             return  # not what a rule's hosts can hold (".", "[::1"): nothing to name
         if flow.is_replay == "request":  # a replay is not another call
@@ -119,11 +119,7 @@ class Discovery:
     @command.command("cors.allow.flow")
     def allow_flow(self, flows: Sequence[flow.Flow], *origins: str) -> str:
         """Add a rule for the host of these flows (one host) to the rules file, allowing ORIGINs."""
-        hosts = {
-            host_text(f.request.scheme, f.request.pretty_host, f.request.port)
-            for f in flows
-            if isinstance(f, http.HTTPFlow)
-        }
+        hosts = {rule_host(f.request, f.request.pretty_host) for f in flows if isinstance(f, http.HTTPFlow)}
         if len(hosts) != 1:
             if not hosts:
                 raise exceptions.CommandError("cors.allow: no HTTP flow given: name one, like @focus")
@@ -161,6 +157,11 @@ def add_rule(path: str, pattern: HostPattern, origins: Sequence[str], credential
     where = path if written == path else f"{path} (written to {written})"
     cookies = ", allow_credentials = true (the calls seen carried cookies)" if credentials else ""
     return f"cors: added a rule for {pattern}{cookies} to {where}; it takes effect within a second"
+
+
+def rule_host(request: http.Request, host: str) -> str:
+    """How a rule's `hosts` names the API `request` went to (`host`: its `pretty_host`)."""
+    return host_text(request.scheme, normalize_host(host), request.port)
 
 
 def only_origin(fields) -> str | None:

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,7 +125,7 @@ def rewrite_rules_file(path: str, rewrite: Callable[[str], str]) -> str:
     new = rewrite(text).encode("utf-8")
     folder = os.path.dirname(target)
     try:
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+        fd, temporary = _new_temporary(folder, os.path.basename(target))
     except OSError as e:
         raise RulesError(f"cannot write {path}: its folder {folder} is not writable ({e.strerror or e})") from None
     try:
@@ -136,8 +136,6 @@ def rewrite_rules_file(path: str, rewrite: Callable[[str], str]) -> str:
                 os.fchmod(f.fileno(), stat.S_IMODE(before.st_mode))
                 with contextlib.suppress(OSError):  # only root may give a file away
                     os.fchown(f.fileno(), before.st_uid, before.st_gid)
-            else:
-                os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         if file_signature(target) != (None if before is None else _signature(before)):
             raise RulesError(f"{path} changed while the rule was being added; run the command again")
@@ -157,10 +155,11 @@ def _signature(st: os.stat_result) -> Signature:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_temporary(folder: str, name: str) -> tuple[int, str]:
+    """A new file beside the rules file, created as an editor creates one: mode 0666 less the umask
+    (read without changing it: the process's umask is shared with mitmproxy's other threads)."""
+    path = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
 
 
 class RulesFile:

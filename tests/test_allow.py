@@ -406,7 +406,7 @@ def test_a_folder_that_refuses_the_temporary_file_is_named_in_the_refusal(cors, 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(rulesfile.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(rulesfile, "_new_temporary", refuse)
     with pytest.raises(exceptions.CommandError) as refused:
         allow(a, HOST)
     assert str(refused.value) == (

@@ -4,6 +4,7 @@ and real headless Chromium, started by the same code, reaches an HTTPS API throu
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
@@ -255,18 +256,26 @@ def test_a_browser_that_fails_at_once_shows_its_last_lines_on_make_browsers_stde
     assert "Error 1" in done.stderr  # make's own line comes after ours
 
 
-def test_a_browser_that_fails_at_once_is_logged_by_cors_browser_as_one_error(tmp_path, monkeypatch, caplog):
+@contextlib.contextmanager
+def cors_browser_started(tmp_path, monkeypatch, caplog, body: str):
+    """cors.browser run in mitmproxy (its log at INFO into caplog) on a stand-in chromium running
+    `body`; yields the launcher and the stand-in's folder."""
     bin_dir = tmp_path / "bin"
-    script(bin_dir, "chromium", FAILS_AT_ONCE)
+    script(bin_dir, "chromium", body)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     launcher = BrowserCommand()
     with taddons.context(launcher) as tctx:
         tctx.options.update(confdir=str(tmp_path / "conf"))
         with caplog.at_level(logging.INFO):
             launcher.browser()
-            run = launcher.launched[0].run
-            wait_for_errors(caplog)
-            launcher.done()
+            yield launcher, bin_dir
+
+
+def test_a_browser_that_fails_at_once_is_logged_by_cors_browser_as_one_error(tmp_path, monkeypatch, caplog):
+    with cors_browser_started(tmp_path, monkeypatch, caplog, FAILS_AT_ONCE) as (launcher, _):
+        run = launcher.launched[0].run
+        wait_for_errors(caplog)
+        launcher.done()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]  # also after the shutdown
     assert len(errors) == 1
     assert errors[0].startswith("cors: cors.browser: chromium exited with status 1; its last lines of output:\n")
@@ -378,18 +387,12 @@ i=0; while :; do i=$((i+1)); touch "$profile/written-$i" 2>/dev/null; sleep 0.01
 
 
 def test_cors_browser_ends_a_running_browser_when_mitmproxy_shuts_down_without_an_error(tmp_path, monkeypatch, caplog):
-    bin_dir = tmp_path / "bin"
-    script(bin_dir, "chromium", f"echo \"$profile\" > '{bin_dir}/profile'; sleep 600 & wait")
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    launcher = BrowserCommand()
-    with taddons.context(launcher) as tctx:
-        tctx.options.update(confdir=str(tmp_path / "conf"))
-        with caplog.at_level(logging.INFO):
-            launcher.browser()
-            profile = Path(wait_for_file(bin_dir / "profile"))
-            sid = int(wait_for_file(bin_dir / "pid"))
-            assert session_processes(sid), "the browser runs in a session of its own"
-            launcher.done()
+    body = f"echo \"$profile\" > '{tmp_path / 'bin'}/profile'; sleep 600 & wait"
+    with cors_browser_started(tmp_path, monkeypatch, caplog, body) as (launcher, bin_dir):
+        profile = Path(wait_for_file(bin_dir / "profile"))
+        sid = int(wait_for_file(bin_dir / "pid"))
+        assert session_processes(sid), "the browser runs in a session of its own"
+        launcher.done()
     assert session_processes(sid) == []
     assert not profile.parent.exists()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
